@@ -1,0 +1,97 @@
+"""Baselines: `baselines/<name>.toml` names a method and sets its hyper-parameters.
+
+A baseline without a file is its method with default settings. Unknown keys are errors with
+the file and line, so a typo never silently runs the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, InputError
+from harness.methods import METHODS
+from harness.paths import BASELINES_DIR
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str  # the config's name, as in `--methods`
+    method: str  # the registered method it runs
+    config: Any  # the method's Config dataclass instance
+    path: Path | None = None
+
+    @property
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    @property
+    def config_hash(self) -> str:
+        spec = json.dumps({"method": self.method, "config": self.config_dict}, sort_keys=True)
+        return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+    def instantiate(self):
+        return METHODS.get(self.method)()
+
+
+def _line_of(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.split("=")[0].strip() == key:
+            return number
+    return None
+
+
+def baseline_names(directory: Path = BASELINES_DIR) -> list[str]:
+    return sorted({p.stem for p in directory.glob("*.toml")} | set(METHODS.names()))
+
+
+def _coerce(path: Path, text: str, field: dataclasses.Field, value: Any) -> Any:
+    """Check a TOML value against the type of the field's default (annotations may be strings)."""
+    default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    if default is None:
+        return value
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is tuple and isinstance(value, list):
+        return tuple(value)
+    if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+        raise InputError(path, _line_of(text, field.name), f"`{field.name}` must be {expected.__name__}, got {value!r}")
+    return value
+
+
+def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[str, Any] | None = None) -> Baseline:
+    """Resolve a `--methods` entry. `overrides` (e.g. `--model`) apply to keys the method has."""
+    path = directory / f"{name}.toml"
+    raw: dict[str, Any] = {}
+    text = ""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(path, getattr(exc, "lineno", None), f"invalid TOML ({exc})") from None
+    elif name not in METHODS:
+        raise HarnessError(METHODS.unknown_message(name).replace("unknown method", "unknown method or baseline"))
+    method = raw.pop("method", name)
+    config_cls = METHODS.get(method).Config
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise InputError(path, _line_of(text, key), f"unknown key `{key}` for method {method!r} (known: {', '.join(fields)})")
+        values[key] = _coerce(path, text, fields[key], value)
+    for key, value in (overrides or {}).items():
+        if key in fields and value is not None:
+            values[key] = value
+    return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None)

@@ -1,0 +1,1 @@
+"""Builders turn public data shipped in pip packages into BEIR task folders, deterministically."""

@@ -1,0 +1,44 @@
+"""Device, threads and precision choices, made once per run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+def resolve_device(requested: str = "auto") -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def set_threads(threads: int | None) -> None:
+    """On 2 shared cores one thread is sometimes faster; the user decides (`--threads`)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def bf16_supported(device: str) -> bool:
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, probe, lambda: False)() for probe in probes)
+
+
+def use_bf16(precision: str, device: str) -> bool:
+    """`auto` means bf16 where the hardware has bf16 matrix units, else fp32."""
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    if precision == "auto":
+        return bf16_supported(device)
+    raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+
+
+def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    if use_bf16(precision, device):
+        return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -1,0 +1,58 @@
+"""Encoders turn texts into L2-normalised float32 vectors; dense methods return one from `fit`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from harness.device import autocast
+
+TextKind = Literal["query", "document"]
+
+
+class Encoder(Protocol):
+    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        """Return one L2-normalised float32 row per text."""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    batch_size: int = 64
+    max_seq_length: int = 256
+    precision: str = "auto"  # auto | fp32 | bf16
+    query_prefix: str = ""
+    document_prefix: str = ""
+    show_progress: bool = True
+
+
+def load_sentence_transformer(path: Path, device: str, max_seq_length: int | None = None):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(path), device=device, local_files_only=True, trust_remote_code=False)
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+class SentenceTransformerEncoder:
+    """Wraps a SentenceTransformer; its encode already batches texts sorted by length."""
+
+    def __init__(self, model, settings: EncodeSettings, device: str):
+        self.model, self.settings, self.device = model, settings, device
+        if settings.max_seq_length:
+            model.max_seq_length = settings.max_seq_length
+
+    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        prefix = self.settings.query_prefix if kind == "query" else self.settings.document_prefix
+        with autocast(self.settings.precision, self.device):
+            vectors = self.model.encode(
+                [prefix + t for t in texts],
+                batch_size=self.settings.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=self.settings.show_progress,
+            )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Metric families: functions from a task, a run and embeddings to flat `{name: value}` dicts."""

@@ -1,0 +1,148 @@
+"""Result files: one JSON per (task, baseline, config hash, model, profile, seed), written atomically.
+
+The JSON is an mteb `TaskResult` (task_name, dataset_revision, mteb_version, scores[split] = [{...,
+main_score, hf_subset, languages}], evaluation_time, kg_co2_emissions) plus peft-style `run_info`,
+`train_info` and `meta_info`. The ranking is saved beside it as a gzipped TREC run file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness import atomic
+from harness.search import Run
+
+PACKAGES = (
+    "harness", "torch", "transformers", "sentence-transformers", "peft", "mteb", "beir",
+    "scikit-learn", "numpy", "pandas", "pytrec-eval-terrier", "bm25s",
+)
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    task: str
+    baseline: str
+    model: str
+    config_hash: str
+    profile: str
+    seed: int
+
+    def json_path(self, results_dir: Path) -> Path:
+        stem = f"{self.model}__{self.config_hash}__{self.profile}__seed{self.seed}"
+        return results_dir / self.task / self.baseline / f"{stem}.json"
+
+    def run_path(self, results_dir: Path) -> Path:
+        return self.json_path(results_dir).with_suffix(".trec.gz")
+
+
+@dataclass(frozen=True)
+class Result:
+    key: ResultKey
+    main_score: str
+    scores: dict[str, float]  # test-split metrics, mteb names
+    evaluation_time: float
+    dataset_revision: str
+    run_info: dict[str, Any] = field(default_factory=dict)
+    train_info: dict[str, Any] = field(default_factory=dict)
+    meta_info: dict[str, Any] = field(default_factory=dict)
+    split: str = "test"
+
+    def to_json(self) -> dict[str, Any]:
+        block = {**self.scores, "main_score": self.scores[self.main_score], "hf_subset": "default", "languages": ["eng-Latn"]}
+        return {
+            "task_name": self.key.task,
+            "dataset_revision": self.dataset_revision,
+            "mteb_version": _version("mteb"),
+            "scores": {self.split: [block]},
+            "evaluation_time": self.evaluation_time,
+            "kg_co2_emissions": None,
+            "run_info": {**self.run_info, "key": self.key.__dict__, "main_score": self.main_score},
+            "train_info": self.train_info,
+            "meta_info": self.meta_info,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Result":
+        run_info = dict(data["run_info"])
+        key = ResultKey(**run_info.pop("key"))
+        main_score = run_info.pop("main_score")
+        split, blocks = next(iter(data["scores"].items()))
+        scores = {k: v for k, v in blocks[0].items() if isinstance(v, (int, float)) and k != "main_score"}
+        return cls(key, main_score, scores, data["evaluation_time"], data["dataset_revision"],
+                   run_info, data.get("train_info", {}), data.get("meta_info", {}), split)
+
+
+def trec_run_text(run: Run, tag: str) -> str:
+    lines = []
+    for qid in sorted(run):
+        ranked = sorted(run[qid].items(), key=lambda item: (item[1], item[0]), reverse=True)
+        lines += [f"{qid} Q0 {doc} {rank} {score:.8g} {tag}" for rank, (doc, score) in enumerate(ranked, start=1)]
+    return "\n".join(lines) + "\n"
+
+
+def read_trec_run(path: Path) -> Run:
+    run: Run = {}
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            qid, _, doc, _, score, _ = line.split()
+            run.setdefault(qid, {})[doc] = float(score)
+    return run
+
+
+def write_result(result: Result, run: Run, results_dir: Path) -> Path:
+    """Run file first, then the JSON: a JSON on disk always has its complete run beside it."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
+        handle.write(trec_run_text(run, result.key.baseline).encode("utf-8"))
+    atomic.write_bytes(result.key.run_path(results_dir), buffer.getvalue())
+    path = result.key.json_path(results_dir)
+    atomic.write_text(path, json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load_results(results_dir: Path) -> list[Result]:
+    results = []
+    for path in sorted(results_dir.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # not ours; result files are written atomically so never half-written
+        if isinstance(data, dict) and "run_info" in data and "key" in data.get("run_info", {}):
+            results.append(Result.from_json(data))
+    return results
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_info(device: str) -> dict[str, Any]:
+    import torch
+
+    hardware = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        hardware["gpu"] = torch.cuda.get_device_name(0)
+    return {"packages": {p: _version(p) for p in PACKAGES}, "python": platform.python_version(), "hardware": hardware}

@@ -1,0 +1,125 @@
+"""task x baseline x seed -> fit -> retrieve -> score -> result file. The runner never knows which method it runs."""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.baselines import Baseline
+from harness.device import resolve_device, set_threads
+from harness.methods.base import FitContext, Fitted
+from harness.metrics.retrieval import retrieval_scores
+from harness.models import model_slug
+from harness.paths import RESULTS_DIR, runs_dir
+from harness.results import Result, ResultKey, environment_info, git_commit, write_result
+from harness.search import Run, exact_search
+from harness.task import Task
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    seeds: tuple[int, ...] = (0,)
+    device: str = "auto"
+    threads: int | None = None
+    results_dir: Path = RESULTS_DIR
+    overwrite: bool = False
+    top_k: int = 100
+    show_progress: bool = True
+    command: str = ""
+    split: str = "test"
+    extra_meta: dict = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def retrieve(task: Task, fitted: Fitted, split: str, top_k: int) -> Run:
+    queries = task.split_queries(split)
+    retriever = fitted.retriever
+    if hasattr(retriever, "search"):
+        return retriever.search(queries, top_k)
+    doc_ids, query_ids = list(task.corpus), list(queries)
+    doc_vectors = retriever.encode([task.corpus[d].full_text for d in doc_ids], "document")
+    query_vectors = retriever.encode([queries[q] for q in query_ids], "query")
+    return exact_search(query_ids, query_vectors, doc_ids, doc_vectors, top_k)
+
+
+def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
+    model = getattr(baseline.config, "model", None)
+    return ResultKey(
+        task=task.name,
+        baseline=baseline.name,
+        model=model_slug(model) if model else "lexical",
+        config_hash=baseline.config_hash,
+        profile=task.profile,
+        seed=seed,
+    )
+
+
+def _log(message: str) -> None:
+    print(f"[harness] {message}", file=sys.stderr, flush=True)
+
+
+def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) -> Path:
+    key = result_key(task, baseline, seed)
+    path = key.json_path(settings.results_dir)
+    if path.exists() and not settings.overwrite:
+        _log(f"skip {task.name}/{baseline.name}/seed{seed}: {path} exists (use --overwrite to redo)")
+        return path
+    device = resolve_device(settings.device)
+    set_threads(settings.threads)
+    seed_everything(seed)
+    _log(f"run {task.name} ({task.profile}) / {baseline.name} [{baseline.method} {baseline.config_hash}] / seed {seed} on {device}")
+    context = FitContext(
+        run_dir=runs_dir() / task.name / baseline.name / f"{key.model}__{key.config_hash}__{key.profile}__seed{seed}",
+        seed=seed,
+        device=device,
+        show_progress=settings.show_progress,
+    )
+    started = time.perf_counter()
+    fitted = baseline.instantiate().fit(task, baseline.config, context)
+    fit_seconds = time.perf_counter() - started
+    run = retrieve(task, fitted, settings.split, settings.top_k)
+    scores = retrieval_scores(task.qrels[settings.split], run)
+    eval_seconds = time.perf_counter() - started - fit_seconds
+    result = Result(
+        key=key,
+        main_score=task.main_score,
+        scores=scores,
+        evaluation_time=eval_seconds,
+        dataset_revision=task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")[:12],
+        split=settings.split,
+        run_info={
+            "method": baseline.method,
+            "config": baseline.config_dict,
+            "config_file": str(baseline.path.name) if baseline.path else None,
+            "command": settings.command,
+            "git_commit": git_commit(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "fit_time_s": round(fit_seconds, 3),
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "n_queries": len(task.qrels[settings.split]),
+            "n_corpus": len(task.corpus),
+            "top_k": settings.top_k,
+        },
+        train_info=fitted.train_info,
+        meta_info={**environment_info(device), "task": task.metadata, **settings.extra_meta},
+    )
+    written = write_result(result, run, settings.results_dir)
+    _log(f"done {task.name}/{baseline.name}/seed{seed}: {task.main_score}={scores[task.main_score]:.4f} -> {written}")
+    return written
+
+
+def run_benchmark(tasks: list[Task], baselines: list[Baseline], settings: RunSettings) -> list[Path]:
+    return [run_one(task, baseline, seed, settings) for task in tasks for baseline in baselines for seed in settings.seeds]
