@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--task", default="cyber", help="built-in or plugin task name(s), comma-separated")
     where.add_argument("--task-dir", type=Path, help="a BEIR folder of your own (labels optional)")
     run.add_argument("--methods", default="bm25,frozen", help="baselines (configs in baselines/ or method names)")
+    run.add_argument("--baselines-dir", type=Path, help="folder of baseline configs (default: the project's baselines/)")
     run.add_argument("--model", help="base model for every method that takes one: alias or local folder")
     run.add_argument("--seed", "--seeds", dest="seeds", type=_seeds, default=(0,), help="seed or comma-separated seeds")
     run.add_argument("--profile", default="small", help="task profile: small (CPU caps) or full")
@@ -64,12 +65,13 @@ def _run(args) -> int:
     from harness.baselines import load_baseline
     from harness.catalog import load_task
     from harness.leaderboard import write_leaderboard
-    from harness.paths import RESULTS_DIR
+    from harness.paths import BASELINES_DIR, RESULTS_DIR
     from harness.runner import RunSettings, run_benchmark
 
     results_dir = args.out or RESULTS_DIR
+    baselines_dir = args.baselines_dir or BASELINES_DIR
     # Resolve everything first, so a typo or bad file fails before any training starts.
-    baselines = [load_baseline(name, overrides={"model": args.model}) for name in _csv(args.methods)]
+    baselines = [load_baseline(name, baselines_dir, overrides={"model": args.model}) for name in _csv(args.methods)]
     if args.task_dir:
         tasks = [load_task(task_dir=args.task_dir)]
     else:

@@ -58,6 +58,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
 def _cell(value, digits: int) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))
     if isinstance(value, float):
         return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)

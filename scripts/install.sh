@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install the harness and everything its built-in tasks and defaults need, from the package registries only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+# A plain `torch` requirement with no torch installed pulls several GB of CUDA wheels: pin the CPU build first
+# on machines without an NVIDIA GPU. With torch already installed this is a no-op.
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then "$PYTHON" -m pip install torch; else "$PYTHON" -m pip install torch==2.13.0; fi
+fi
+"$PYTHON" -m pip install -e ".[test]"

@@ -1,0 +1,103 @@
+"""The path task -> method -> scores -> result file -> leaderboard, through the CLI, on tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import read_trec_run
+
+
+@pytest.fixture
+def tiny_baselines(tmp_path, tiny_bert_dir) -> Path:
+    """A baselines folder whose frozen config points at the tiny BERT (fp32, no progress bars)."""
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "frozen.toml").write_text(f'method = "frozen"\nmodel = "{tiny_bert_dir}"\nprecision = "fp32"\nbatch_size = 8\n')
+    (folder / "bm25.toml").write_text('method = "bm25"\n')
+    return folder
+
+
+def _run(*args, baselines: Path | None = None) -> int:
+    extra = ["--baselines-dir", str(baselines)] if baselines else []
+    return main(["run", "--no-progress", *extra, *args])
+
+
+def test_run_writes_result_json_run_file_and_leaderboard(tmp_path, tiny_task_dir, tiny_baselines):
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25,frozen", "--out", str(out), baselines=tiny_baselines) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json"))
+    assert [f.split("/")[:2] for f in files] == [["tiny", "bm25"], ["tiny", "frozen"]]
+    result = json.loads((out / files[1]).read_text())
+    block = result["scores"]["test"][0]
+    assert block["main_score"] == block["ndcg_at_10"] and 0.0 <= block["ndcg_at_10"] <= 1.0
+    assert {"ndcg_at_100", "mrr_at_10", "recall_at_100", "map_at_10", "precision_at_1", "hit_rate_at_5"} <= set(block)
+    assert result["run_info"]["key"]["model"] == "st" and result["run_info"]["config"]["precision"] == "fp32"
+    assert result["meta_info"]["packages"]["torch"] and result["run_info"]["n_queries"] == 12
+    run = read_trec_run((out / files[1]).with_suffix(".trec.gz"))
+    assert set(run) == {f"q{i:03d}" for i in range(54) if i % 9 in (6, 8)} and all(len(d) == 18 for d in run.values())
+    board = (out / "leaderboard.md").read_text()
+    assert "| frozen | st |" in board and "| bm25 | lexical |" in board and (out / "leaderboard.csv").exists()
+
+
+def test_finished_results_are_skipped_unless_overwrite(tmp_path, tiny_task_dir, tiny_baselines, capsys):
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out), baselines=tiny_baselines) == 0
+    path = next(out.rglob("*.json"))
+    before = path.stat().st_mtime_ns
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out), baselines=tiny_baselines) == 0
+    assert path.stat().st_mtime_ns == before and "skip" in capsys.readouterr().err
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out), "--overwrite", baselines=tiny_baselines) == 0
+    assert path.stat().st_mtime_ns != before
+
+
+def test_seeds_give_one_result_each(tmp_path, tiny_task_dir, tiny_baselines):
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--seeds", "0,1", "--out", str(out), baselines=tiny_baselines) == 0
+    assert sorted(p.name.split("__")[-1] for p in out.rglob("*.json")) == ["seed0.json", "seed1.json"]
+
+
+def test_bad_task_folder_fails_with_one_line_and_writes_nothing(tmp_path, tiny_task_dir, capsys):
+    (tiny_task_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq006\tmissing\t1\n")
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"harness: error: {tiny_task_dir / 'qrels' / 'test.tsv'}:2: unknown document id 'missing' (not in corpus.jsonl)"]
+    assert not out.exists()
+
+
+def test_unknown_method_suggests_the_closest_name(tmp_path, tiny_task_dir, capsys):
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozn", "--out", str(tmp_path / "r")) == 2
+    assert "did you mean 'frozen'?" in capsys.readouterr().err
+
+
+def test_unknown_task_suggests_the_closest_name(tmp_path, capsys):
+    assert _run("--task", "cyberr", "--methods", "bm25", "--out", str(tmp_path / "r")) == 2
+    assert "unknown task 'cyberr'; did you mean 'cyber'?" in capsys.readouterr().err
+
+
+def test_unknown_config_key_names_file_and_line(tmp_path, tiny_task_dir, capsys):
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "bm25.toml").write_text('method = "bm25"\nk1 = 1.2\nbee = 0.7\n')
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(tmp_path / "r"), baselines=folder) == 2
+    assert f"{folder / 'bm25.toml'}:3: unknown key `bee` for method 'bm25'" in capsys.readouterr().err
+
+
+def test_missing_model_path_and_hub_ids_are_refused(tmp_path, tiny_task_dir, capsys):
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "r")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--model", "BAAI/bge-small-en", "--out", str(tmp_path / "r")) == 2
+    assert "looks like a hub id" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_table_regenerates_the_leaderboard_from_result_files(tmp_path, tiny_task_dir, tiny_baselines):
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out), baselines=tiny_baselines) == 0
+    first = (out / "leaderboard.md").read_text()
+    (out / "leaderboard.md").unlink()
+    assert main(["table", "--out", str(out)]) == 0
+    assert (out / "leaderboard.md").read_text() == first
