@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
     run.add_argument("--overwrite", action="store_true", help="redo results that already exist")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-embedding-cache", action="store_true", help="always re-encode with frozen models")
 
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
     table.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
@@ -83,6 +84,7 @@ def _run(args) -> int:
         results_dir=results_dir,
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
+        cache_embeddings=not args.no_embedding_cache,
         command="python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     run_benchmark(tasks, baselines, settings)

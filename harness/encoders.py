@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import io
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
+from harness import atomic
 from harness.device import autocast
 
 TextKind = Literal["query", "document"]
@@ -56,3 +59,38 @@ class SentenceTransformerEncoder:
                 show_progress_bar=self.settings.show_progress,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class CachingEncoder:
+    """Reuses embeddings of the same texts by the same model: re-scoring never re-encodes.
+
+    A cache entry is keyed by the model's fingerprint (its files and encode settings), the kind and
+    the exact texts, and stored as one .npy file written atomically (loaded without pickle).
+    """
+
+    def __init__(self, encoder: Encoder, fingerprint: str, cache_dir: Path):
+        self.encoder, self.fingerprint, self.cache_dir = encoder, fingerprint, cache_dir
+        self.hits = 0
+
+    def _path(self, texts: Sequence[str], kind: TextKind) -> Path:
+        digest = hashlib.sha256(f"{self.fingerprint}\0{kind}".encode())
+        for text in texts:
+            digest.update(b"\0" + text.encode("utf-8"))
+        return self.cache_dir / f"{digest.hexdigest()[:32]}.npy"
+
+    def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        path = self._path(texts, kind)
+        if path.exists():
+            self.hits += 1
+            return np.load(path, allow_pickle=False)
+        vectors = self.encoder.encode(texts, kind)
+        buffer = io.BytesIO()
+        np.save(buffer, vectors, allow_pickle=False)
+        atomic.write_bytes(path, buffer.getvalue())
+        return vectors
+
+
+def settings_fingerprint(model_fingerprint: str, settings: EncodeSettings) -> str:
+    """What decides an embedding: the model's files and every encode setting except progress bars."""
+    spec = {**asdict(settings), "show_progress": None, "model": model_fingerprint}
+    return hashlib.sha256(repr(sorted(spec.items())).encode()).hexdigest()[:24]

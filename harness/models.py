@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from harness.builders.common import package_dir
@@ -37,3 +39,15 @@ def model_slug(spec: str) -> str:
     """A short, filename-safe name for results: the alias, or the folder's name."""
     name = spec if spec in PACKAGED_MODELS else Path(spec).expanduser().resolve().name
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+@lru_cache(maxsize=16)
+def model_fingerprint(path: Path) -> str:
+    """Content hash of every file of a model folder (names and bytes), for the embedding cache."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:24]

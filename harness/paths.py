@@ -21,3 +21,9 @@ def runs_dir() -> Path:
     """Fine-tuned models and other run artifacts (not committed); `HARNESS_RUNS_DIR` overrides."""
     env = os.environ.get("HARNESS_RUNS_DIR")
     return Path(env) if env else PROJECT_ROOT / "runs"
+
+
+def embedding_cache_dir() -> Path:
+    """Cached embeddings of frozen encoders; `HARNESS_EMBEDDING_CACHE` overrides."""
+    env = os.environ.get("HARNESS_EMBEDDING_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "harness" / "embeddings"

@@ -55,6 +55,7 @@ class Result:
     train_info: dict[str, Any] = field(default_factory=dict)
     meta_info: dict[str, Any] = field(default_factory=dict)
     split: str = "test"
+    per_query: dict[str, float] = field(default_factory=dict)  # main score per test query, for CIs and paired tests
 
     def to_json(self) -> dict[str, Any]:
         block = {**self.scores, "main_score": self.scores[self.main_score], "hf_subset": "default", "languages": ["eng-Latn"]}
@@ -68,6 +69,7 @@ class Result:
             "run_info": {**self.run_info, "key": self.key.__dict__, "main_score": self.main_score},
             "train_info": self.train_info,
             "meta_info": self.meta_info,
+            "per_query": {self.main_score: self.per_query},
         }
 
     @classmethod
@@ -77,8 +79,9 @@ class Result:
         main_score = run_info.pop("main_score")
         split, blocks = next(iter(data["scores"].items()))
         scores = {k: v for k, v in blocks[0].items() if isinstance(v, (int, float)) and k != "main_score"}
+        per_query = data.get("per_query", {}).get(main_score, {})
         return cls(key, main_score, scores, data["evaluation_time"], data["dataset_revision"],
-                   run_info, data.get("train_info", {}), data.get("meta_info", {}), split)
+                   run_info, data.get("train_info", {}), data.get("meta_info", {}), split, per_query)
 
 
 def trec_run_text(run: Run, tag: str) -> str:

@@ -15,9 +15,11 @@ import torch
 from harness.baselines import Baseline
 from harness.device import resolve_device, set_threads
 from harness.methods.base import FitContext, Fitted
-from harness.metrics.retrieval import retrieval_scores
+from harness.metrics.hierarchy import hierarchy_scores
+from harness.metrics.rag import rag_scores
+from harness.metrics.retrieval import mean_scores, per_query_scores
 from harness.models import model_slug
-from harness.paths import RESULTS_DIR, runs_dir
+from harness.paths import RESULTS_DIR, embedding_cache_dir, runs_dir
 from harness.results import Result, ResultKey, environment_info, git_commit, write_result
 from harness.search import Run, exact_search
 from harness.task import Task
@@ -34,7 +36,19 @@ class RunSettings:
     show_progress: bool = True
     command: str = ""
     split: str = "test"
+    cache_embeddings: bool = True
     extra_meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Retrieval:
+    """A run plus, for dense methods, the embeddings behind it (the hierarchy metrics probe them)."""
+
+    run: Run
+    doc_ids: list[str] = field(default_factory=list)
+    doc_vectors: np.ndarray | None = None
+    query_ids: list[str] = field(default_factory=list)
+    query_vectors: np.ndarray | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -44,14 +58,31 @@ def seed_everything(seed: int) -> None:
 
 
 def retrieve(task: Task, fitted: Fitted, split: str, top_k: int) -> Run:
+    return retrieve_with_embeddings(task, fitted, split, top_k).run
+
+
+def retrieve_with_embeddings(task: Task, fitted: Fitted, split: str, top_k: int) -> Retrieval:
     queries = task.split_queries(split)
     retriever = fitted.retriever
     if hasattr(retriever, "search"):
-        return retriever.search(queries, top_k)
+        return Retrieval(retriever.search(queries, top_k))
     doc_ids, query_ids = list(task.corpus), list(queries)
     doc_vectors = retriever.encode([task.corpus[d].full_text for d in doc_ids], "document")
     query_vectors = retriever.encode([queries[q] for q in query_ids], "query")
-    return exact_search(query_ids, query_vectors, doc_ids, doc_vectors, top_k)
+    run = exact_search(query_ids, query_vectors, doc_ids, doc_vectors, top_k)
+    return Retrieval(run, doc_ids, doc_vectors, query_ids, query_vectors)
+
+
+def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict[str, float], dict[str, float]]:
+    """All metric families in one flat dict (retrieval, RAG proxies, hierarchy for dense methods),
+    and the main score per query."""
+    per_query = per_query_scores(task.qrels[split], retrieval.run)
+    scores = mean_scores(per_query)
+    scores.update(rag_scores(task, split, retrieval.run))
+    if retrieval.doc_vectors is not None:
+        scores.update(hierarchy_scores(task, split, retrieval.doc_ids, retrieval.doc_vectors,
+                                       retrieval.query_ids, retrieval.query_vectors, seed=seed))
+    return scores, {qid: row[task.main_score] for qid, row in per_query.items()}
 
 
 def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
@@ -85,12 +116,13 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         seed=seed,
         device=device,
         show_progress=settings.show_progress,
+        embedding_cache=embedding_cache_dir() if settings.cache_embeddings else None,
     )
     started = time.perf_counter()
     fitted = baseline.instantiate().fit(task, baseline.config, context)
     fit_seconds = time.perf_counter() - started
-    run = retrieve(task, fitted, settings.split, settings.top_k)
-    scores = retrieval_scores(task.qrels[settings.split], run)
+    retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
+    scores, per_query = score(task, retrieval, settings.split, seed)
     eval_seconds = time.perf_counter() - started - fit_seconds
     result = Result(
         key=key,
@@ -99,6 +131,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         evaluation_time=eval_seconds,
         dataset_revision=task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")[:12],
         split=settings.split,
+        per_query=per_query,
         run_info={
             "method": baseline.method,
             "config": baseline.config_dict,
@@ -116,7 +149,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         train_info=fitted.train_info,
         meta_info={**environment_info(device), "task": task.metadata, **settings.extra_meta},
     )
-    written = write_result(result, run, settings.results_dir)
+    written = write_result(result, retrieval.run, settings.results_dir)
     _log(f"done {task.name}/{baseline.name}/seed{seed}: {task.main_score}={scores[task.main_score]:.4f} -> {written}")
     return written
 

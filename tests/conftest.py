@@ -53,6 +53,17 @@ def write_beir(folder: Path, corpus, queries, qrels) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scratch_caches(tmp_path_factory):
+    """Fine-tuned models and embedding caches of the tests go to a temporary folder, not ~/.cache or runs/."""
+    scratch = tmp_path_factory.mktemp("harness-scratch")
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("HARNESS_RUNS_DIR", str(scratch / "runs"))
+    patcher.setenv("HARNESS_EMBEDDING_CACHE", str(scratch / "embeddings"))
+    yield scratch
+    patcher.undo()
+
+
 @pytest.fixture
 def tiny_task_dir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "tiny", *tiny_corpus())

@@ -101,3 +101,26 @@ def test_table_regenerates_the_leaderboard_from_result_files(tmp_path, tiny_task
     (out / "leaderboard.md").unlink()
     assert main(["table", "--out", str(out)]) == 0
     assert (out / "leaderboard.md").read_text() == first
+
+
+def test_rescoring_reuses_cached_embeddings_with_identical_scores(tmp_path, tiny_task_dir, tiny_baselines, monkeypatch):
+    monkeypatch.setenv("HARNESS_EMBEDDING_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--out", str(out), baselines=tiny_baselines) == 0
+    cached = sorted((tmp_path / "cache").glob("*.npy"))
+    assert len(cached) == 2  # documents and test queries
+    first = json.loads(next(out.rglob("*.json")).read_text())["scores"]
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--out", str(out), "--overwrite", baselines=tiny_baselines) == 0
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert json.loads(next(out.rglob("*.json")).read_text())["scores"] == first
+
+
+def test_every_result_carries_the_hierarchy_and_rag_families(tmp_path, tiny_task_dir, tiny_baselines):
+    out = tmp_path / "results"
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25,frozen", "--out", str(out), baselines=tiny_baselines) == 0
+    bm25, frozen = (json.loads(p.read_text())["scores"]["test"][0] for p in sorted(out.rglob("*.json")))
+    for block in (bm25, frozen):
+        assert {"context_precision_at_5", "gold_context_hit_rate_at_10", "wrong_branch_rate_l1_at_5"} <= set(block)
+        assert block["gold_context_hit_rate_at_10"] == block["hit_rate_at_10"]
+    assert any(name.startswith("hier_") for name in frozen) and not any(name.startswith("hier_") for name in bm25)

@@ -17,6 +17,7 @@ class FitContext:
     seed: int
     device: str
     show_progress: bool = True
+    embedding_cache: Path | None = None  # where frozen encoders may cache embeddings; None = off
 
 
 class Searcher(Protocol):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
+from harness.encoders import (
+    CachingEncoder,
+    EncodeSettings,
+    SentenceTransformerEncoder,
+    load_sentence_transformer,
+    settings_fingerprint,
+)
 from harness.methods.base import FitContext, Fitted
-from harness.models import resolve_model_path
+from harness.models import model_fingerprint, resolve_model_path
 from harness.task import Task
 
 
@@ -35,6 +41,10 @@ class Frozen:
     Config = FrozenConfig
 
     def fit(self, task: Task, config: FrozenConfig, context: FitContext) -> Fitted:
-        model = load_sentence_transformer(resolve_model_path(config.model), context.device)
-        encoder = SentenceTransformerEncoder(model, config.encode_settings(context.show_progress), context.device)
+        path = resolve_model_path(config.model)
+        settings = config.encode_settings(context.show_progress)
+        encoder = SentenceTransformerEncoder(load_sentence_transformer(path, context.device), settings, context.device)
+        if context.embedding_cache is not None:
+            fingerprint = settings_fingerprint(f"{model_fingerprint(path)}:{context.device}", settings)
+            encoder = CachingEncoder(encoder, fingerprint, context.embedding_cache)
         return Fitted(encoder, {"trained": False})
