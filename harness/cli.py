@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="redo results that already exist")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-embedding-cache", action="store_true", help="always re-encode with frozen models")
+    run.add_argument("--generator", nargs="?", const="smollm2", help="opt-in: answer test queries with this causal LM "
+                     "(alias or local folder; bare flag = packaged SmolLM2) and score answer support")
+    run.add_argument("--generator-k", type=int, default=3, help="contexts per generated answer")
+    run.add_argument("--generator-queries", type=int, default=100, help="test queries answered (0 = all)")
+    run.add_argument("--nli-model", help="local NLI cross-encoder folder for the NLI support score (with --generator)")
 
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
     table.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
@@ -85,6 +90,10 @@ def _run(args) -> int:
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
         cache_embeddings=not args.no_embedding_cache,
+        generator=args.generator,
+        generator_k=args.generator_k,
+        generator_max_queries=args.generator_queries or None,
+        nli_model=args.nli_model,
         command="python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     run_benchmark(tasks, baselines, settings)

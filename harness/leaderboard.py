@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,19 +17,23 @@ REFERENCES = {"heal": "contrastive", "lbr": "llm-cl"}
 SIGNIFICANCE = 0.05
 
 DETAIL_METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_10", "hit_rate_at_1")
+HIERARCHY_TITLE = "Hierarchical classification (curated labels; l1 = root level)"
+RAG_TITLE = "RAG hallucination proxies (from the retrieval run)"
 # One section per metric family; a column appears when some result of the task has it.
 FAMILIES = {
-    "Hierarchical classification (curated labels; l1 = root level)": (
+    HIERARCHY_TITLE: (
         "hier_l1_doc_accuracy", "hier_l2_doc_accuracy", "hier_l2_doc_macro_f1", "hier_l3_doc_accuracy",
         "hier_path_doc_f1", "hier_path_doc_consistency", "hier_l1_query_accuracy", "hier_l2_query_accuracy",
         "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure",
     ),
-    "RAG hallucination proxies (from the retrieval run)": (
+    RAG_TITLE: (
         "gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
         "context_precision_at_10", "wrong_branch_rate_l1_at_5", "wrong_branch_rate_l2_at_5",
         "wrong_branch_rate_l1_at_5_on_miss",
     ),
 }
+# Generator-based proxies (opt-in `--generator`) carry k in their names: matched by prefix.
+GENERATED_PREFIXES = ("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_")
 
 
 def results_frame(results: list[Result]) -> pd.DataFrame:
@@ -42,10 +47,10 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             "seed": r.key.seed,
             "method": r.run_info.get("method", r.key.baseline),
             "main_score": r.scores[r.main_score],
+            "per_query": r.per_query,
             "fit_time_s": r.run_info.get("fit_time_s"),
             "eval_time_s": r.evaluation_time,
-            **{m: r.scores.get(m) for m in DETAIL_METRICS},
-            **{m: r.scores.get(m) for names in FAMILIES.values() for m in names},
+            **r.scores,
         })
     return pd.DataFrame(rows)
 
@@ -112,6 +117,8 @@ def task_table(frame: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def family_table(frame: pd.DataFrame, task: str, metrics: tuple[str, ...]) -> pd.DataFrame | None:
     rows = frame[frame.task == task]
+    if metrics == FAMILIES[RAG_TITLE]:
+        metrics = metrics + tuple(sorted(c for c in frame.columns if c.startswith(GENERATED_PREFIXES)))
     present = [m for m in metrics if m in rows and rows[m].notna().any()]
     if not present:
         return None
@@ -140,39 +147,67 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def render(results: list[Result]) -> tuple[str, str]:
-    """(markdown, csv) for a set of results."""
+INTRO = (
+    "Main score (nDCG@10 on the test split unless a task says otherwise): mean over seeds and test queries "
+    "with its 95% bootstrap interval (seeds and queries resampled), n = seeds. † = differs from `frozen` "
+    "(paired permutation test over test queries, p < 0.05). Task columns name the profile the number comes "
+    "from. Regenerate with `python -m harness table`."
+)
+RETRIEVAL_TITLE = "Retrieval"
+
+
+@dataclass
+class Leaderboard:
+    """Every table of the leaderboard, computed once, rendered as Markdown, CSV and HTML."""
+
+    frame: pd.DataFrame
+    main: pd.DataFrame
+    comparisons: pd.DataFrame
+    sections: list[tuple[str, str, pd.DataFrame]]  # (task, family title, table)
+
+
+def build(results: list[Result]) -> Leaderboard | None:
     frame = results_frame(results)
     if frame.empty:
-        return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n", ""
+        return None
     tests = comparisons(results)
     significant = set()
     if not tests.empty:
         significant = {(r.task, r.baseline, r.model, r.against.split(" ")[0]) for r in tests.itertuples() if r.significant == "yes"}
-    parts = [
-        "# Leaderboard",
-        "",
-        "Main score (nDCG@10 on the test split unless a task says otherwise): mean over seeds and test queries "
-        "with its 95% bootstrap interval (seeds and queries resampled), n = seeds. † = differs from `frozen` "
-        "(paired permutation test over test queries, p < 0.05). Task columns name the profile the number comes "
-        "from. Regenerate with `python -m harness table`.",
-        "",
-        to_markdown(interval_table(results, significant)),
-    ]
-    if not tests.empty:
-        parts += ["", "## Paired comparisons (main score, test queries, mean over seeds)", "",
-                  to_markdown(tests.set_index(["task", "baseline", "model", "against"]))]
+    sections = []
     for task in sorted(frame.task.unique()):
-        parts += ["", f"## {task}", "", "### Retrieval", "", to_markdown(task_table(frame, task))]
+        sections.append((task, RETRIEVAL_TITLE, task_table(frame, task)))
         for title, metrics in FAMILIES.items():
             table = family_table(frame, task, metrics)
             if table is not None:
-                parts += ["", f"### {title}", "", to_markdown(table)]
-    return "\n".join(parts) + "\n", frame.sort_values(["task", "baseline", "seed"]).to_csv(index=False)
+                sections.append((task, title, table))
+    return Leaderboard(frame, interval_table(results, significant), tests, sections)
+
+
+def markdown(board: Leaderboard | None) -> str:
+    if board is None:
+        return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
+    parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main)]
+    if not board.comparisons.empty:
+        parts += ["", "## Paired comparisons (main score, test queries, mean over seeds)", "",
+                  to_markdown(board.comparisons.set_index(["task", "baseline", "model", "against"]))]
+    current = None
+    for task, title, table in board.sections:
+        if task != current:
+            parts += ["", f"## {task}"]
+            current = task
+        parts += ["", f"### {title}", "", to_markdown(table)]
+    return "\n".join(parts) + "\n"
 
 
 def write_leaderboard(results_dir: Path) -> Path:
-    markdown, csv = render(load_results(results_dir))
-    atomic.write_text(results_dir / "leaderboard.md", markdown)
+    """leaderboard.md, leaderboard.csv and the HTML report index.html, each written atomically."""
+    from harness.report import html_report
+
+    results = load_results(results_dir)
+    board = build(results)
+    atomic.write_text(results_dir / "leaderboard.md", markdown(board))
+    csv = "" if board is None else board.frame.drop(columns="per_query").sort_values(["task", "baseline", "seed"]).to_csv(index=False)
     atomic.write_text(results_dir / "leaderboard.csv", csv)
+    atomic.write_text(results_dir / "index.html", html_report(board))
     return results_dir / "leaderboard.md"

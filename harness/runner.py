@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,10 @@ class RunSettings:
     command: str = ""
     split: str = "test"
     cache_embeddings: bool = True
+    generator: str | None = None  # opt-in: a causal LM answers test queries from their top-k contexts
+    generator_k: int = 3
+    generator_max_queries: int | None = 100  # ~6 s per answer with SmolLM2 on one CPU core
+    nli_model: str | None = None  # local NLI cross-encoder folder for the NLI support score
     extra_meta: dict = field(default_factory=dict)
 
 
@@ -85,6 +90,27 @@ def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict
     return scores, {qid: row[task.main_score] for qid, row in per_query.items()}
 
 
+@lru_cache(maxsize=2)
+def _generator(spec: str, device: str):
+    from harness.llm import load_causal_lm
+    from harness.rag_generation import causal_lm_generator
+
+    model, tokenizer = load_causal_lm(spec, device)
+    return causal_lm_generator(model, tokenizer, name=spec)
+
+
+def generation_scores(task: Task, retrieval: Retrieval, settings: RunSettings, device: str, answers_path: Path) -> dict[str, float]:
+    """Answer support proxies; answers are cached beside the result so they are never regenerated."""
+    from harness.rag_generation import GenerationSettings, answer_support_scores, cross_encoder_nli, generate_answers
+
+    answers = generate_answers(
+        task, settings.split, retrieval.run, _generator(settings.generator, device), settings.generator_k, answers_path,
+        settings=GenerationSettings(max_queries=settings.generator_max_queries),
+    )
+    nli = cross_encoder_nli(settings.nli_model, device) if settings.nli_model else None
+    return answer_support_scores(task, settings.split, answers, settings.generator_k, nli)
+
+
 def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
     model = getattr(baseline.config, "model", None)
     return ResultKey(
@@ -123,6 +149,8 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
     fit_seconds = time.perf_counter() - started
     retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
     scores, per_query = score(task, retrieval, settings.split, seed)
+    if settings.generator:
+        scores.update(generation_scores(task, retrieval, settings, device, path.with_suffix(".answers.jsonl")))
     eval_seconds = time.perf_counter() - started - fit_seconds
     result = Result(
         key=key,
