@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
     table.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
 
+    export = commands.add_parser("export", help="write results in another tool's format")
+    export.add_argument("--mteb", type=Path, required=True, help="folder for mteb TaskResult JSON files")
+    export.add_argument("--out", type=Path, help="results directory to read (default: the project's results/)")
+
     commands.add_parser("tasks", help="list tasks with statistics (builds them if needed)")
     commands.add_parser("methods", help="list methods and baseline configs")
     return parser
@@ -122,6 +126,15 @@ def _methods(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from harness.export import export_mteb
+    from harness.paths import RESULTS_DIR
+
+    written = export_mteb(args.out or RESULTS_DIR, args.mteb)
+    print(f"wrote {len(written)} mteb result files under {args.mteb}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     go_offline(args.allow_hub)
@@ -139,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(write_leaderboard(args.out or RESULTS_DIR))
             return 0
-        return {"tasks": _tasks, "methods": _methods}[args.command](args)
+        return {"tasks": _tasks, "methods": _methods, "export": _export}[args.command](args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

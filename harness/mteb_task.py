@@ -5,6 +5,10 @@ from __future__ import annotations
 from harness.task import Task
 
 
+def mteb_task_name(task_name: str) -> str:
+    return f"Harness{task_name.title().replace('-', '')}Retrieval"
+
+
 def to_mteb_task(task: Task, split: str = "test", domains: list[str] | None = None):
     """An `AbsTaskRetrieval` instance whose `load_data` serves the task's corpus, queries and qrels."""
     from datasets import Dataset
@@ -14,7 +18,7 @@ def to_mteb_task(task: Task, split: str = "test", domains: list[str] | None = No
 
     # mteb's TaskDomain is a closed list (no "Cybersecurity"): cards map to the nearest, or none.
     metadata = TaskMetadata(
-        name=f"Harness{task.name.title().replace('-', '')}Retrieval",
+        name=mteb_task_name(task.name),
         description=f"harness task {task.name!r} ({task.profile} profile), served from a local BEIR folder.",
         reference=None,
         dataset={"path": f"harness/{task.name}", "revision": task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")[:12]},
