@@ -1,18 +1,32 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part."""
+"""Atomic writes: a reader sees the old file or the whole new one, never a part.
+
+Scratch files and folders are named `.<final name>.<writer pid>.<random>.tmp` beside their target,
+so a process killed mid-write leaves only such names behind, and `sweep` removes those whose
+writer is no longer running. `locked` serialises read-modify-write steps (the leaderboard) across
+processes sharing a folder.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+_SCRATCH = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+def _prefix(final: Path) -> str:
+    return f".{final.name}.{os.getpid()}."
+
 
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -34,7 +48,7 @@ def write_text(path: Path, text: str) -> None:
 def directory(final: Path) -> Iterator[Path]:
     """Yield a scratch folder beside `final`; it becomes `final` only if the block succeeds."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=_prefix(final), suffix=".tmp"))
     try:
         yield scratch
         if final.exists():  # another process finished the same build first: keep theirs
@@ -44,3 +58,42 @@ def directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(folder: Path) -> int:
+    """Remove scratch files and folders left below `folder` by writers that were killed; returns how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in list(folder.rglob(".*.tmp")):
+        match = _SCRATCH.match(path.name)
+        if match and int(match.group(1)) != os.getpid() and not _running(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `folder` (a `.lock` file inside it), released on exit or death."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -75,10 +75,13 @@ def _run(args) -> int:
     from harness.baselines import load_baseline
     from harness.catalog import load_task
     from harness.leaderboard import write_leaderboard
-    from harness.paths import BASELINES_DIR, RESULTS_DIR
+    from harness import atomic
+    from harness.paths import BASELINES_DIR, RESULTS_DIR, data_dir, embedding_cache_dir, runs_dir
     from harness.runner import RunSettings, run_benchmark
 
     results_dir = args.out or RESULTS_DIR
+    for folder in (results_dir, data_dir(), embedding_cache_dir(), runs_dir()):
+        atomic.sweep(folder)  # scratch files of earlier runs that were killed mid-write
     baselines_dir = args.baselines_dir or BASELINES_DIR
     # Resolve everything first, so a typo or bad file fails before any training starts.
     baselines = [load_baseline(name, baselines_dir, overrides={"model": args.model}) for name in _csv(args.methods)]

@@ -204,10 +204,11 @@ def write_leaderboard(results_dir: Path) -> Path:
     """leaderboard.md, leaderboard.csv and the HTML report index.html, each written atomically."""
     from harness.report import html_report
 
-    results = load_results(results_dir)
-    board = build(results)
-    atomic.write_text(results_dir / "leaderboard.md", markdown(board))
-    csv = "" if board is None else board.frame.drop(columns="per_query").sort_values(["task", "baseline", "seed"]).to_csv(index=False)
-    atomic.write_text(results_dir / "leaderboard.csv", csv)
-    atomic.write_text(results_dir / "index.html", html_report(board))
+    # Under a lock: a run that finished after we listed the results rewrites the tables after us.
+    with atomic.locked(results_dir):
+        board = build(load_results(results_dir))
+        atomic.write_text(results_dir / "leaderboard.md", markdown(board))
+        csv = "" if board is None else board.frame.drop(columns="per_query").sort_values(["task", "baseline", "seed"]).to_csv(index=False)
+        atomic.write_text(results_dir / "leaderboard.csv", csv)
+        atomic.write_text(results_dir / "index.html", html_report(board))
     return results_dir / "leaderboard.md"
