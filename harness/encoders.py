@@ -34,7 +34,9 @@ class EncodeSettings:
 def load_sentence_transformer(path: Path, device: str, max_seq_length: int | None = None):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(path), device=device, local_files_only=True, trust_remote_code=False)
+    # safetensors only: a .bin checkpoint would be unpickled; no remote code is ever run
+    model = SentenceTransformer(str(path), device=device, local_files_only=True, trust_remote_code=False,
+                                model_kwargs={"use_safetensors": True})
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model

@@ -124,3 +124,10 @@ def test_every_result_carries_the_hierarchy_and_rag_families(tmp_path, tiny_task
         assert {"context_precision_at_5", "gold_context_hit_rate_at_10", "wrong_branch_rate_l1_at_5"} <= set(block)
         assert block["gold_context_hit_rate_at_10"] == block["hit_rate_at_10"]
     assert any(name.startswith("hier_") for name in frozen) and not any(name.startswith("hier_") for name in bm25)
+
+
+def test_a_folder_that_is_no_model_is_refused(tmp_path, tiny_task_dir, capsys):
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "notes.txt").write_text("weights elsewhere")
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--model", str(tmp_path / "not-a-model"), "--out", str(tmp_path / "r")) == 2
+    assert "neither modules.json nor config.json" in capsys.readouterr().err and not (tmp_path / "r").exists()
