@@ -43,6 +43,10 @@ class TaskCard:
     n_dev: int = 500
     n_test: int = 1000
     profiles: dict[str, Profile] = field(default_factory=dict)
+    # Prose for the data card (tasks/<name>.md); optional, so plugin cards need not write it.
+    citation: str = ""
+    build_notes: str = ""
+    biases: str = ""
 
     def profile(self, name: str) -> Profile:
         return Profile() if name == "full" else self.profiles.get(name, Profile())
@@ -51,6 +55,7 @@ class TaskCard:
 _TOP_KEYS = {
     "name", "domain", "description", "builder", "builder_version", "main_score", "mteb_domains",
     "license", "notice", "label_levels", "label_depth", "sources", "splits", "profiles",
+    "citation", "build_notes", "biases",
 }
 
 
@@ -97,4 +102,7 @@ def load_card(path: Path) -> TaskCard:
         n_dev=int(splits.get("dev", 500)),
         n_test=int(splits.get("test", 1000)),
         profiles=profiles,
+        citation=raw.get("citation", "").strip(),
+        build_notes=raw.get("build_notes", "").strip(),
+        biases=raw.get("biases", "").strip(),
     )

