@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin"
 
 
 def test_installed_example_plugin_runs_through_the_cli(tmp_path, tiny_task_dir):
-    site = tmp_path / "site"
+    site, source = tmp_path / "site", tmp_path / "plugin"
+    shutil.copytree(EXAMPLE_PLUGIN, source)  # setuptools writes build/ beside the sources: keep it out of the repo
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site),
-                    str(EXAMPLE_PLUGIN)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     baselines = tmp_path / "baselines"
     baselines.mkdir()
     (baselines / "tfidf.toml").write_text('method = "tfidf"\nngram_max = 2\n')
