@@ -86,6 +86,21 @@ def write_beir_folder(
         (out / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_split_task(
+    out: Path,
+    corpus: Iterable[dict],
+    queries: dict[str, str],
+    relevant: dict[str, dict[str, int]],
+    seed: int,
+    n_dev: int,
+    n_test: int,
+) -> None:
+    """Split the queries by seed (each query, hence each distinct text, in one split) and write the folder."""
+    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
+    qrels = {split: {qid: relevant[qid] for qid in ids} for split, ids in splits.items()}
+    write_beir_folder(out, corpus, queries, qrels)
+
+
 def file_checksums(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
 
 BUNDLE = "data/v15/enterprise-attack.json"
 MIN_DOC_WORDS = 10
@@ -90,6 +90,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
     examples = _procedure_examples(objects, stix_to_doc)
     queries = {stable_id("q", text): text for text in examples}
     relevant = {stable_id("q", text): docs for text, docs in examples.items()}
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: relevant[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, corpus, queries, qrels)
+    write_split_task(out, corpus, queries, relevant, seed, n_dev, n_test)

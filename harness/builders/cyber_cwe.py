@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
 
 CATALOG = "database_v49/cwec_v4.14.xml"
 RESEARCH_VIEW = "1000"
@@ -76,6 +76,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
                 display.setdefault(query.casefold(), query)  # the first spelling in catalog order
     queries = {stable_id("q", key): display[key] for key in examples}
     relevant = {stable_id("q", key): dict(sorted(docs.items())) for key, docs in examples.items()}
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: relevant[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, corpus, queries, qrels)
+    write_split_task(out, corpus, queries, relevant, seed, n_dev, n_test)

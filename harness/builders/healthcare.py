@@ -26,7 +26,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
 
 ONTOLOGY = "data/hp.obo"
 ANNOTATIONS = "data/phenotype.hpoa"
@@ -180,6 +180,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
         "syn": _synonym_queries(terms, kept),
         "dis": _disease_queries((data / ANNOTATIONS).read_text(encoding="utf-8"), kept),
     })
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: relevant[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, corpus, queries, qrels)
+    write_split_task(out, corpus, queries, relevant, seed, n_dev, n_test)

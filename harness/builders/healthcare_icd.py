@@ -20,7 +20,7 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, stable_id, write_split_task
 
 MIN_DOC_WORDS = 5
 
@@ -69,6 +69,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
             relevant[key].update({c: 1 for c in categories})
     queries = {stable_id("q", key): text for key, text in texts.items()}
     by_id = {stable_id("q", key): dict(sorted(docs.items())) for key, docs in relevant.items()}
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: by_id[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, corpus, queries, qrels)
+    write_split_task(out, corpus, queries, by_id, seed, n_dev, n_test)

@@ -35,7 +35,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
 
 ABINIT_DATABASE = "abio/abivar_database"
 CIF_DICTIONARIES = (  # (module file, variable, dictionary label)
@@ -181,6 +181,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
             relevant[key].update({doc_id: 1 for doc_id in docs})
     queries = {stable_id("q", key): text for key, text in texts.items()}
     by_id = {stable_id("q", key): dict(sorted(docs.items())) for key, docs in relevant.items()}
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: by_id[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, abinit_rows + cif_rows, queries, qrels)
+    write_split_task(out, abinit_rows + cif_rows, queries, by_id, seed, n_dev, n_test)

@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.builders.common import clean_text, split_ids, stable_id, write_beir_folder
+from harness.builders.common import clean_text, stable_id, write_split_task
 
 SCIPY_MODULES = (
     "cluster.hierarchy", "cluster.vq", "constants", "datasets", "differentiate", "fft", "integrate",
@@ -249,6 +249,4 @@ def build(out: Path, seed: int, n_dev: int, n_test: int) -> None:
     corpus, relevant, display = _examples(objects)
     queries = {stable_id("q", key): display[key] for key in display}
     by_id = {stable_id("q", key): docs for key, docs in relevant.items()}
-    splits = split_ids(queries, seed, n_dev=n_dev, n_test=n_test)
-    qrels = {split: {qid: by_id[qid] for qid in ids} for split, ids in splits.items()}
-    write_beir_folder(out, corpus, queries, qrels)
+    write_split_task(out, corpus, queries, by_id, seed, n_dev, n_test)
