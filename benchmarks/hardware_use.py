@@ -1,0 +1,65 @@
+"""How much of the machine's matrix throughput encoding uses, in fp32 and bf16, measured in one run.
+
+Encoding rate in GFLOP/s = 2 x non-embedding parameters x tokens / seconds (the usual forward-pass
+estimate; attention's sequence-length term is left out, so this slightly understates the work).
+The reference is a square matmul timed in the same process with the same threads and dtype.
+
+    python benchmarks/hardware_use.py --task cyber --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def matmul_gflops(dtype, size: int = 2048, repeats: int = 10) -> float:
+    import torch
+
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)  # warm-up: kernels and caches
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="cyber")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=1000, help="documents and queries encoded")
+    args = parser.parse_args()
+
+    import torch
+
+    from harness.catalog import load_task
+    from harness.device import bf16_supported
+    from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
+    from harness.models import resolve_model_path
+
+    torch.set_num_threads(args.threads)
+    task = load_task(args.task, profile="small")
+    texts = ([d.full_text for d in task.corpus.values()] + list(task.split_queries("test").values()))[: args.texts]
+    model = load_sentence_transformer(resolve_model_path("minilm"), "cpu", max_seq_length=256)
+    tokens = sum(min(len(ids), 256) for ids in model.tokenizer(texts, truncation=True, max_length=256)["input_ids"])
+    parameters = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+    print(f"{len(texts)} texts, {tokens} tokens, {parameters / 1e6:.1f}M non-embedding parameters, {args.threads} threads, "
+          f"bf16 units: {bf16_supported('cpu')}")
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        encoder = SentenceTransformerEncoder(model, EncodeSettings(precision=precision, show_progress=False), "cpu")
+        encoder.encode(texts[:64], "document")  # warm-up
+        started = time.perf_counter()
+        encoder.encode(texts, "document")
+        seconds = time.perf_counter() - started
+        encode_rate = 2 * parameters * tokens / seconds / 1e9
+        peak = matmul_gflops(dtype)
+        print(f"{precision}: encode {seconds:6.2f} s = {tokens / seconds:8.0f} tok/s = {encode_rate:7.1f} GFLOP/s; "
+              f"matmul {peak:7.1f} GFLOP/s; ratio {encode_rate / peak:.2f}" + ("   (target >= 0.60)" if precision == "bf16" else ""))
+
+
+if __name__ == "__main__":
+    main()
