@@ -84,10 +84,13 @@ class Result:
                    run_info, data.get("train_info", {}), data.get("meta_info", {}), split, per_query)
 
 
-def trec_run_text(run: Run, tag: str) -> str:
+RUN_FILE_DEPTH = 20  # enough for every @k <= 10 metric and the RAG proxies; keeps committed results small
+
+
+def trec_run_text(run: Run, tag: str, depth: int = RUN_FILE_DEPTH) -> str:
     lines = []
     for qid in sorted(run):
-        ranked = sorted(run[qid].items(), key=lambda item: (item[1], item[0]), reverse=True)
+        ranked = sorted(run[qid].items(), key=lambda item: (item[1], item[0]), reverse=True)[:depth]
         lines += [f"{qid} Q0 {doc} {rank} {score:.8g} {tag}" for rank, (doc, score) in enumerate(ranked, start=1)]
     return "\n".join(lines) + "\n"
 
@@ -104,7 +107,7 @@ def read_trec_run(path: Path) -> Run:
 def write_result(result: Result, run: Run, results_dir: Path) -> Path:
     """Run file first, then the JSON: a JSON on disk always has its complete run beside it."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as handle:
         handle.write(trec_run_text(run, result.key.baseline).encode("utf-8"))
     atomic.write_bytes(result.key.run_path(results_dir), buffer.getvalue())
     path = result.key.json_path(results_dir)

@@ -21,7 +21,7 @@ from harness.metrics.rag import rag_scores
 from harness.metrics.retrieval import mean_scores, per_query_scores
 from harness.models import model_slug
 from harness.paths import RESULTS_DIR, embedding_cache_dir, runs_dir
-from harness.results import Result, ResultKey, environment_info, git_commit, write_result
+from harness.results import RUN_FILE_DEPTH, Result, ResultKey, environment_info, git_commit, write_result
 from harness.search import Run, exact_search
 from harness.task import Task
 
@@ -173,6 +173,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
             "n_queries": len(task.qrels[settings.split]),
             "n_corpus": len(task.corpus),
             "top_k": settings.top_k,
+            "run_file_depth": RUN_FILE_DEPTH,
         },
         train_info=fitted.train_info,
         meta_info={**environment_info(device), "task": task.metadata, **settings.extra_meta},
