@@ -8,6 +8,12 @@ METHODS = Registry(
     {
         "bm25": "harness.methods.bm25:BM25",
         "frozen": "harness.methods.frozen:Frozen",
+        "contrastive": "harness.methods.contrastive:Contrastive",
+        "lora": "harness.methods.lora:LoRA",
+        "heal": "harness.methods.heal:HEAL",
+        "llm-frozen": "harness.methods.llm:LLMFrozen",
+        "llm-cl": "harness.methods.llm:LLMContrastive",
+        "lbr": "harness.methods.lbr:LBR",
     },
 )
 

@@ -1,0 +1,89 @@
+"""Batches for HEAL: several members of each hierarchy leaf per batch, each query beside its document.
+
+Supervised contrastive loss has no positives at the fine levels when a batch holds one item per
+leaf, so batches are built from leaf chunks (an m-per-class sampler, as SupCon and HMCE train):
+
+* an instance is a document row and the rows of its queries; its leaf is the document's label path;
+* one pass visits every (document, query) pair once, plus each query-less document once. Per leaf,
+  the shuffled pairs are cut into chunks of at least `members_per_leaf` rows; a pair adds its query
+  and, the first time in the chunk, its document, so a query meets its document in the batch.
+  A leaf's last short chunk joins the one before it; a leaf with fewer rows than m is one chunk;
+* chunks are shuffled and packed whole into batches of at most `batch_size` rows; a row never
+  repeats within a batch. Passes follow each other without a break, and an epoch is a fixed
+  ceil(rows / batch_size) batches of that stream, so the trainer's schedule length holds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Hashable, Iterator
+
+from sentence_transformers.base.sampler import DefaultBatchSampler
+
+
+@dataclass(frozen=True)
+class Instance:
+    leaf: Hashable  # the document's label path
+    document: int  # dataset row of the document
+    queries: tuple[int, ...] = ()  # dataset rows of its training queries
+
+
+def check_members_per_leaf(members_per_leaf: int, batch_size: int) -> None:
+    if members_per_leaf < 2 or 2 * members_per_leaf + 1 > batch_size:
+        raise ValueError(f"members_per_leaf must be at least 2 and at most (batch_size - 1) / 2, got {members_per_leaf} with batch size {batch_size}")
+
+
+class HierarchyBatchSampler(DefaultBatchSampler):
+    """Pass `functools.partial(HierarchyBatchSampler, instances=..., members_per_leaf=...)` as the trainer's batch_sampler."""
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = False, valid_label_columns=None, generator=None, seed: int = 0, *,
+                 instances: list[Instance], members_per_leaf: int = 4):
+        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
+                         generator=generator, seed=seed)
+        check_members_per_leaf(members_per_leaf, batch_size)
+        self.members_per_leaf = members_per_leaf
+        self.leaves: dict[Hashable, list[Instance]] = defaultdict(list)
+        for instance in instances:
+            self.leaves[instance.leaf].append(instance)
+        self.n_rows = len({row for i in instances for row in (i.document, *i.queries)})
+
+    def __len__(self) -> int:
+        return max(1, math.ceil(self.n_rows / self.batch_size))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches(random.Random(self.seed + self.epoch))
+        for _ in range(len(self)):
+            yield next(batches)
+
+    def leaf_chunks(self, instances: list[Instance], rng: random.Random) -> list[list[int]]:
+        pairs = [(i.document, q) for i in instances for q in i.queries] + [(i.document, None) for i in instances if not i.queries]
+        rng.shuffle(pairs)
+        chunks, chunk = [], []
+        for document, query in pairs:
+            chunk += ([document] if document not in chunk else []) + ([query] if query is not None else [])
+            if len(chunk) >= self.members_per_leaf:
+                chunks.append(chunk)
+                chunk = []
+        if chunk and chunks:
+            chunks[-1] += [row for row in chunk if row not in chunks[-1]]
+        elif chunk:
+            chunks.append(chunk)
+        return chunks
+
+    def _chunks(self, rng: random.Random) -> Iterator[list[int]]:
+        while True:
+            chunks = [c for leaf in sorted(self.leaves, key=repr) for c in self.leaf_chunks(self.leaves[leaf], rng)]
+            rng.shuffle(chunks)
+            yield from chunks
+
+    def _batches(self, rng: random.Random) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for chunk in self._chunks(rng):
+            fresh = [row for row in chunk if row not in batch]
+            if batch and len(batch) + len(fresh) > self.batch_size:
+                yield batch
+                batch, fresh = [], chunk
+            batch += fresh

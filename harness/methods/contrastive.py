@@ -1,0 +1,103 @@
+"""`contrastive`: full fine-tune of the base embedder with in-batch negatives on the train qrels.
+
+The data are the task's (query, relevant document) pairs from `qrels/train.tsv`. The loss is
+MultipleNegativesRankingLoss (`loss = "mnrl"`) or its GradCache form for large batches on a
+small memory (`loss = "cached_mnrl"`, same gradients). Batches never hold two pairs with the same
+text (`BatchSamplers.NO_DUPLICATES`): on tasks with many queries per document a random batch
+often pairs a query with its own document as a "negative", which measurably stops learning.
+
+Optional hard negatives (`hard_negatives = n`, default 0 = off): for each query, the n documents
+BM25 ranks highest among those not judged relevant to it, after skipping the top
+`hard_negative_skip` ranks (the usual guard against unjudged true positives). They become extra
+columns, which MNRL treats as additional negatives for their row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.methods.base import FitContext, Fitted
+from harness.task import Task
+from harness.training import TrainConfig, finish, load_base_model, require_train_split, train
+
+LOSSES = ("mnrl", "cached_mnrl")
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig(TrainConfig):
+    loss: str = "mnrl"  # mnrl | cached_mnrl
+    scale: float = 20.0  # 1 / temperature of the in-batch softmax
+    mini_batch_size: int = 32  # cached_mnrl: texts per forward pass
+    hard_negatives: int = 0  # BM25-mined negatives per pair; 0 = in-batch negatives only
+    hard_negative_skip: int = 0  # BM25 ranks skipped before mining
+
+
+def mine_hard_negatives(task: Task, count: int, skip: int) -> dict[str, list[str]]:
+    """query id -> the `count` best BM25 documents below rank `skip` that are not relevant to it."""
+    from harness.methods.bm25 import BM25Config, BM25Searcher
+
+    queries = task.split_queries("train")
+    most_relevant = max(len(docs) for docs in task.qrels["train"].values())
+    run = BM25Searcher(task, BM25Config(), show_progress=False).search(queries, skip + count + most_relevant)
+    negatives = {}
+    for qid, ranked in run.items():
+        relevant = {d for d, rel in task.qrels["train"][qid].items() if rel > 0}
+        order = sorted(ranked, key=lambda d: (-ranked[d], d))[skip:]  # ties by id, so mining is reproducible
+        negatives[qid] = [d for d in order if d not in relevant][:count]
+    return negatives
+
+
+def pairs_dataset(task: Task, config: ContrastiveConfig):
+    """Columns anchor, positive[, negative_1..n]: one row per positive train qrel."""
+    from datasets import Dataset
+
+    negatives = mine_hard_negatives(task, config.hard_negatives, config.hard_negative_skip) if config.hard_negatives else {}
+    rows: dict[str, list[str]] = {"anchor": [], "positive": []}
+    rows.update({f"negative_{i + 1}": [] for i in range(config.hard_negatives)})
+    for qid, docs in task.qrels["train"].items():
+        mined = negatives.get(qid, [])
+        if config.hard_negatives and len(mined) < config.hard_negatives:
+            continue  # only when the corpus is smaller than skip + count + relevant documents
+        for did, rel in sorted(docs.items()):
+            if rel <= 0:
+                continue
+            rows["anchor"].append(config.query_prefix + task.queries[qid])
+            rows["positive"].append(config.document_prefix + task.corpus[did].full_text)
+            for i, neg in enumerate(mined):
+                rows[f"negative_{i + 1}"].append(config.document_prefix + task.corpus[neg].full_text)
+    return Dataset.from_dict(rows)
+
+
+def ranking_loss(model, config: ContrastiveConfig):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if config.loss == "mnrl":
+        return MultipleNegativesRankingLoss(model, scale=config.scale)
+    if config.loss == "cached_mnrl":
+        return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
+    raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+
+
+class Contrastive:
+    name = "contrastive"
+    Config = ContrastiveConfig
+
+    def prepare(self, model, config: ContrastiveConfig) -> dict:
+        """Hook for subclasses that change what is trained (LoRA); full fine-tuning changes nothing."""
+        return {"finetune": "full"}
+
+    def fit(self, task: Task, config: ContrastiveConfig, context: FitContext) -> Fitted:
+        from sentence_transformers.base.sampler import BatchSamplers
+
+        require_train_split(task)
+        if config.loss not in LOSSES:
+            raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+        model = load_base_model(config, context.device)
+        adapted = self.prepare(model, config)
+        dataset = pairs_dataset(task, config)
+        info = train(model, ranking_loss(model, config), dataset, task, config, context, BatchSamplers.NO_DUPLICATES)
+        return finish(model, config, context, {**adapted, **info})

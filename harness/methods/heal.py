@@ -1,0 +1,173 @@
+"""`heal`: the embedder fine-tuned with the Hierarchical Embedding Alignment Loss (arXiv 2412.04661).
+
+Training items are every corpus document (its label path) and every train query (the path of
+its most relevant document, ties broken by document id), trained jointly as the paper trains
+documents with its generated questions. The loss (`harness.heal_loss`) is a level-wise
+supervised contrastive loss over the label levels plus, with `instance_level` (default on), the
+document itself as the finest level, so a query and its document are mutual positives. Batches
+come from `harness.hierarchy_sampler` (at least `members_per_leaf` items per leaf).
+
+Where the labels come from (`label_source`):
+* "hnmfk" (default, the paper's way): `harness.hnmfk` on the corpus's TF-IDF, cached under
+  runs/hnmfk; its seed is fixed, so every training seed sees the same hierarchy;
+* "gold": the task's curated paths (`Document.labels`), an ablation of the clustering step.
+`fuzzy = true` weights positives by HNMFk's soft memberships (hnmfk only). `finetune = "lora"`
+trains a LoRA adapter (the `lora_*` keys) instead of all weights. The other knobs are
+documented in `harness.heal_loss`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+from harness.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights
+from harness.hnmfk import HNMFkConfig, cached_hnmfk
+from harness.hierarchy_sampler import HierarchyBatchSampler, Instance, check_members_per_leaf
+from harness.methods.base import FitContext, Fitted
+from harness.paths import runs_dir
+from harness.task import Task
+from harness.training import LoraFields, TrainConfig, add_lora, finish, load_base_model, require_train_split, train
+
+LABEL_SOURCES = ("hnmfk", "gold")
+FINETUNES = ("full", "lora")
+
+
+@dataclass(frozen=True)
+class HEALConfig(LoraFields, TrainConfig):
+    label_source: str = "hnmfk"  # hnmfk | gold
+    lambda_schedule: str = "finer"  # finer (2^((l+1)/D)) | uniform | coarser (decay^l)
+    lambda_decay: float = 0.5  # coarser only
+    tau: float = 0.05  # softmax temperature (MNRL's scale 20 = 1/0.05)
+    positives: str = "prefix"  # prefix (same labels down to level l) | label (same level-l label)
+    fuzzy: bool = False  # weight positives by HNMFk soft memberships
+    instance_level: bool = True  # the document (and its queries) as the finest level
+    members_per_leaf: int = 4  # items of one leaf drawn together into a batch
+    finetune: str = "full"  # full | lora
+    hnmfk: dict = field(default_factory=dict)  # overrides of harness.hnmfk.HNMFkConfig fields
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """One row per training item: documents first, then queries."""
+
+    texts: list[str]
+    paths: torch.Tensor  # (rows, levels) int, -1 below the end of a path
+    level_names: list[str]
+    memberships: list[torch.Tensor | None] | None
+    instances: list[Instance]
+    info: dict
+
+
+def check_config(config: HEALConfig) -> None:
+    choices = {"label_source": LABEL_SOURCES, "lambda_schedule": SCHEDULES, "positives": POSITIVES, "finetune": FINETUNES}
+    for key, allowed in choices.items():
+        if getattr(config, key) not in allowed:
+            raise HarnessError(f"heal {key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
+    if config.fuzzy and config.label_source != "hnmfk":
+        raise HarnessError("heal fuzzy = true needs label_source = \"hnmfk\": gold paths carry no soft memberships")
+    if config.tau <= 0:
+        raise HarnessError(f"heal tau must be positive, got {config.tau}")
+    try:
+        check_members_per_leaf(config.members_per_leaf, config.batch_size)
+    except ValueError as exc:
+        raise HarnessError(f"heal {exc}") from None
+    unknown = sorted(set(config.hnmfk) - {f.name for f in dataclasses.fields(HNMFkConfig)})
+    if unknown:
+        raise HarnessError(f"heal hnmfk keys {unknown} are not HNMFk settings (known: {', '.join(f.name for f in dataclasses.fields(HNMFkConfig))})")
+
+
+def document_labels(task: Task, config: HEALConfig, doc_ids: list[str]):
+    """(path per document, soft memberships per level or None, level names, info)."""
+    if config.label_source == "gold":
+        paths = [task.corpus[d].labels for d in doc_ids]
+        if not any(paths):
+            raise HarnessError(f"task {task.name!r} has no label paths; use label_source = \"hnmfk\"")
+        depth = max(len(p) for p in paths)
+        names = list(task.metadata.get("label_levels") or [])
+        names = names if len(names) == depth else [f"level{level}" for level in range(depth)]
+        return paths, None, names, {"label_source": "gold"}
+    hierarchy = cached_hnmfk([task.corpus[d].full_text for d in doc_ids], HNMFkConfig(**config.hnmfk), runs_dir() / "hnmfk")
+    if not any(hierarchy.paths):
+        raise HarnessError("HNMFk found no stable split of the corpus; loosen `hnmfk` (e.g. min_cluster_size, silhouette_threshold) or use label_source = \"gold\"")
+    names = [f"hnmfk{level}" for level in range(hierarchy.n_levels)]
+    info = {
+        "label_source": "hnmfk",
+        "hnmfk_nodes_per_level": [len(nodes) for nodes in hierarchy.level_nodes],
+        "hnmfk_leaves": len(set(hierarchy.paths)),
+        "hnmfk_root_k": hierarchy.chosen_k.get("", 1),
+    }
+    return hierarchy.paths, hierarchy.memberships, names, info
+
+
+def training_query_documents(task: Task) -> dict[str, str]:
+    """train query id -> the document whose path it inherits: highest relevance, then smallest id."""
+    chosen = {}
+    for qid, docs in sorted(task.qrels["train"].items()):
+        relevant = [(rel, did) for did, rel in docs.items() if rel > 0]
+        if relevant:
+            chosen[qid] = min(relevant, key=lambda item: (-item[0], item[1]))[1]
+    return chosen
+
+
+def label_table(task: Task, config: HEALConfig) -> LabelTable:
+    doc_ids = sorted(task.corpus)
+    doc_paths, soft, names, info = document_labels(task, config, doc_ids)
+    depth = len(names)
+    doc_row = {d: i for i, d in enumerate(doc_ids)}
+    query_docs = training_query_documents(task)
+    texts = [config.document_prefix + task.corpus[d].full_text for d in doc_ids]
+    texts += [config.query_prefix + task.queries[q] for q in query_docs]
+    owner = list(range(len(doc_ids))) + [doc_row[d] for d in query_docs.values()]  # row -> its document
+
+    vocab = [{} for _ in range(depth)]  # per level: label -> id
+    doc_codes = np.full((len(doc_ids), depth + int(config.instance_level)), -1, dtype=np.int64)
+    for i, path in enumerate(doc_paths):
+        for level, label in enumerate(path):
+            doc_codes[i, level] = vocab[level].setdefault(label, len(vocab[level]))
+    if config.instance_level:
+        doc_codes[:, depth] = np.arange(len(doc_ids))
+        names = [*names, "instance"]
+    paths = torch.from_numpy(doc_codes[owner])
+
+    memberships = None
+    if config.fuzzy:
+        rows = [torch.from_numpy(np.asarray(m, dtype=np.float32)[owner]) for m in soft]
+        for level, level_rows in enumerate(rows):  # below the end of a path there are no positives
+            level_rows[paths[:, level] < 0] = 0.0
+        memberships = rows + [None] * config.instance_level
+
+    queries_of: dict[int, list[int]] = {i: [] for i in range(len(doc_ids))}
+    for row, doc in enumerate(owner[len(doc_ids):], start=len(doc_ids)):
+        queries_of[doc].append(row)
+    instances = [Instance(leaf=tuple(doc_paths[i]), document=i, queries=tuple(queries_of[i])) for i in range(len(doc_ids))]
+    info = {**info, "levels": names, "documents": len(doc_ids), "queries": len(query_docs), "leaves": len({i.leaf for i in instances})}
+    level_prefix = [f"L{level}_{name}" for level, name in enumerate(names)]
+    return LabelTable(texts, paths, level_prefix, memberships, instances, info)
+
+
+class HEAL:
+    name = "heal"
+    Config = HEALConfig
+
+    def fit(self, task: Task, config: HEALConfig, context: FitContext) -> Fitted:
+        from datasets import Dataset
+
+        require_train_split(task)
+        check_config(config)
+        table = label_table(task, config)
+        model = load_base_model(config, context.device)
+        adapted = {"finetune": config.finetune}
+        if config.finetune == "lora":
+            adapted["lora_target_modules"] = list(add_lora(model, config))
+        lambdas = level_weights(config.lambda_schedule, len(table.level_names), config.lambda_decay)
+        loss = HEALLoss(model, table.paths, table.level_names, lambdas, config.tau, config.positives, table.memberships)
+        dataset = Dataset.from_dict({"text": table.texts, "label": list(range(len(table.texts)))})
+        sampler = partial(HierarchyBatchSampler, instances=table.instances, members_per_leaf=config.members_per_leaf)
+        info = train(model, loss, dataset, task, config, context, sampler)
+        return finish(model, config, context, {**adapted, **table.info, "lambdas": [round(x, 4) for x in lambdas], **info})
