@@ -131,3 +131,24 @@ def test_a_folder_that_is_no_model_is_refused(tmp_path, tiny_task_dir, capsys):
     (tmp_path / "not-a-model" / "notes.txt").write_text("weights elsewhere")
     assert _run("--task-dir", str(tiny_task_dir), "--methods", "frozen", "--model", str(tmp_path / "not-a-model"), "--out", str(tmp_path / "r")) == 2
     assert "neither modules.json nor config.json" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_opt_in_generator_adds_answer_support_and_caches_answers(tmp_path, tiny_task_dir, tiny_baselines):
+    from llm_fixtures import save_tiny_llama
+
+    llama = save_tiny_llama(tmp_path / "llama")
+    out = tmp_path / "results"
+    args = ("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out), "--generator", str(llama),
+            "--generator-queries", "4", "--generator-k", "2")
+    assert _run(*args, baselines=tiny_baselines) == 0
+    result = next(out.rglob("*.json"))
+    block = json.loads(result.read_text())["scores"]["test"][0]
+    assert 0.0 <= block["answer_empty_rate_at_2"] <= 1.0
+    if block["answer_empty_rate_at_2"] < 1.0:  # a random LM may emit no content words at all
+        assert 0.0 <= block["answer_support_lexical_context_at_2"] <= 1.0
+    answers = result.with_suffix(".answers.jsonl")
+    assert len(answers.read_text().splitlines()) == 4
+    stamp = answers.stat().st_mtime_ns
+    assert _run(*args, "--overwrite", baselines=tiny_baselines) == 0
+    assert answers.stat().st_mtime_ns == stamp  # every answer came from the cache
+    assert "RAG hallucination proxies" in (out / "leaderboard.md").read_text()
