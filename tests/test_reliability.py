@@ -25,6 +25,12 @@ def _baselines(folder: Path, tiny_bert_dir: Path, extra: dict[str, str] | None =
     return folder
 
 
+def _contrastive(tiny_bert_dir: Path) -> dict[str, str]:
+    """A few steps of real fine-tuning on the tiny BERT: the trained path of the runner."""
+    return {"contrastive": f'method = "contrastive"\nmodel = "{tiny_bert_dir}"\nmax_steps = 4\nbatch_size = 12\n'
+                           'eval_steps = 2\nprecision = "fp32"\nmax_seq_length = 48\n'}
+
+
 def _command(task_dir: Path, baselines: Path, out: Path, methods: str, seeds: str = "0") -> list[str]:
     return [sys.executable, "-m", "harness", "run", "--no-progress", "--task-dir", str(task_dir), "--methods", methods,
             "--seeds", seeds, "--baselines-dir", str(baselines), "--out", str(out)]
@@ -52,6 +58,17 @@ def test_same_seed_gives_bit_identical_scores_and_rankings(tmp_path, tiny_task_d
     assert _runs(tmp_path / "a") == _runs(tmp_path / "b")
 
 
+def test_training_is_bit_identical_for_a_seed_and_differs_across_seeds(tmp_path, tiny_task_dir, tiny_bert_dir):
+    baselines = _baselines(tmp_path / "baselines", tiny_bert_dir, _contrastive(tiny_bert_dir))
+    for name in ("a", "b"):
+        subprocess.run(_command(tiny_task_dir, baselines, tmp_path / name, "contrastive", "0,1"), env=_env(tmp_path / f"{name}-env"),
+                       check=True, capture_output=True)
+    first, second = _scores(tmp_path / "a"), _scores(tmp_path / "b")
+    assert first == second and _runs(tmp_path / "a") == _runs(tmp_path / "b")
+    seed0, seed1 = (first[k] for k in sorted(first))
+    assert seed0 != seed1
+
+
 def test_sweep_removes_scratch_files_of_dead_writers_only(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     (tmp_path / f".x.json.{dead}.abc123.tmp").write_text("partial")
@@ -63,9 +80,9 @@ def test_sweep_removes_scratch_files_of_dead_writers_only(tmp_path):
 
 
 def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_task_dir, tiny_bert_dir):
-    baselines = _baselines(tmp_path / "baselines", tiny_bert_dir)
+    baselines = _baselines(tmp_path / "baselines", tiny_bert_dir, _contrastive(tiny_bert_dir))
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    methods, seeds = "bm25,frozen", "0,1,2"
+    methods, seeds = "bm25,frozen,contrastive", "0,1,2"
     subprocess.run(_command(tiny_task_dir, baselines, reference, methods, seeds), env=_env(tmp_path / "ref"), check=True, capture_output=True)
     rng = random.Random(7)
     env = _env(tmp_path / "int")
@@ -78,7 +95,7 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_pat
         for path in interrupted.rglob("*.json") if interrupted.exists() else []:
             json.loads(path.read_text())  # never a partial result or table
     subprocess.run(_command(tiny_task_dir, baselines, interrupted, methods, seeds), env=env, check=True, capture_output=True)
-    assert _scores(interrupted) == _scores(reference) and len(_scores(reference)) == 6
+    assert _scores(interrupted) == _scores(reference) and len(_scores(reference)) == 9
     assert _runs(interrupted) == _runs(reference)
     assert not [p for p in interrupted.rglob("*.tmp")]
     main_table = lambda out: (out / "leaderboard.md").read_text().split("### Retrieval")[0]  # what follows holds timings
