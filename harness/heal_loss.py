@@ -48,7 +48,7 @@ def heal_loss(
     embeddings: Tensor,
     paths: Tensor,
     lambdas: Sequence[float],
-    tau: float = 0.05,
+    tau: float = 0.1,
     positives: str = "prefix",
     memberships: Sequence[Tensor | None] | None = None,
 ) -> list[Tensor]:
@@ -90,7 +90,7 @@ class HEALLoss(nn.Module):
         paths: Tensor,
         level_names: Sequence[str],
         lambdas: Sequence[float],
-        tau: float = 0.05,
+        tau: float = 0.1,
         positives: str = "prefix",
         memberships: Sequence[Tensor | None] | None = None,
     ):
