@@ -93,6 +93,7 @@ class HEALLoss(nn.Module):
         tau: float = 0.1,
         positives: str = "prefix",
         memberships: Sequence[Tensor | None] | None = None,
+        length_buckets: int = 4,
     ):
         super().__init__()
         if len(level_names) != paths.shape[1] or len(lambdas) != paths.shape[1]:
@@ -102,9 +103,38 @@ class HEALLoss(nn.Module):
         self.level_names, self.lambdas = list(level_names), list(lambdas)
         self.tau, self.positives = tau, positives
         self.memberships = list(memberships) if memberships is not None else None
+        self.length_buckets = length_buckets
+
+    def embed(self, features: dict) -> Tensor:
+        """Embed a batch in `length_buckets` forward passes of rows of similar length.
+
+        A HEAL batch mixes short queries with documents; one pass would pad every query to the
+        longest document. Padding is masked out of attention and pooling, so the embeddings are
+        the same either way; only the wasted compute differs (measured in benchmarks/training_overhead.py).
+        """
+        mask = features["attention_mask"]
+        rows, width = mask.shape
+        if self.length_buckets <= 1 or rows < 2 * self.length_buckets:
+            return self.model(features)["sentence_embedding"]
+        lengths = mask.sum(dim=1)
+        left_padded = getattr(getattr(self.model, "tokenizer", None), "padding_side", "right") == "left"
+        order = torch.argsort(lengths, descending=True, stable=True)
+        parts = []
+        for chunk in order.chunk(self.length_buckets):
+            longest = int(lengths[chunk].max())
+            columns = slice(width - longest, width) if left_padded else slice(0, longest)
+            sub = {}
+            for key, value in features.items():
+                if torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == rows:
+                    value = value[chunk]
+                    if value.dim() == 2 and value.shape[1] == width:
+                        value = value[:, columns]
+                sub[key] = value
+            parts.append(self.model(sub)["sentence_embedding"])
+        return torch.cat(parts)[torch.argsort(order)]
 
     def forward(self, sentence_features, labels: Tensor) -> dict[str, Tensor]:
-        embeddings = self.model(sentence_features[0])["sentence_embedding"]
+        embeddings = self.embed(sentence_features[0])
         rows = labels.to("cpu").long()
         paths = self.paths[rows].to(embeddings.device)
         soft = None

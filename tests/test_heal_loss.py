@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
-from harness.heal_loss import heal_loss, level_weights
+from harness.heal_loss import HEALLoss, heal_loss, level_weights
 from harness.hierarchy_sampler import HierarchyBatchSampler, Instance
 
 
@@ -148,3 +148,21 @@ def test_sampler_puts_every_query_beside_its_document():
 def test_sampler_rejects_leaf_chunks_that_cannot_fit_a_batch():
     with pytest.raises(ValueError, match="members_per_leaf"):
         make_sampler(batch_size=8, members=4)
+
+
+def test_length_buckets_embed_like_one_pass(tiny_bert_dir):
+    """Splitting a mixed-length batch into length buckets only removes padding: same embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_bert_dir), device="cpu").eval()
+    texts = ["short"] * 5 + ["a much longer document text that goes on " * 6] * 3 + ["mid length query here"] * 4
+    features = model.tokenize(texts)
+    paths = torch.zeros(len(texts), 1, dtype=torch.long)
+    one_pass = HEALLoss(model, paths, ["L0"], [1.0], length_buckets=1)
+    bucketed = HEALLoss(model, paths, ["L0"], [1.0], length_buckets=3)
+    with torch.no_grad():
+        expected = one_pass.embed(dict(features))
+        got = bucketed.embed(dict(features))
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got[0], got[5])  # rows kept their own order, not the sorted one

@@ -50,6 +50,7 @@ class HEALConfig(LoraFields, TrainConfig):
     instance_level: bool = True  # the document (and its queries) as the finest level
     members_per_leaf: int = 4  # items of one leaf drawn together into a batch
     finetune: str = "full"  # full | lora
+    length_buckets: int = 4  # forward passes per batch over rows sorted by length (speed only; 1 = one pass)
     hnmfk: dict = field(default_factory=dict)  # overrides of harness.hnmfk.HNMFkConfig fields
 
 
@@ -167,7 +168,8 @@ class HEAL:
         if config.finetune == "lora":
             adapted["lora_target_modules"] = list(add_lora(model, config))
         lambdas = level_weights(config.lambda_schedule, len(table.level_names), config.lambda_decay)
-        loss = HEALLoss(model, table.paths, table.level_names, lambdas, config.tau, config.positives, table.memberships)
+        loss = HEALLoss(model, table.paths, table.level_names, lambdas, config.tau, config.positives, table.memberships,
+                        config.length_buckets)
         dataset = Dataset.from_dict({"text": table.texts, "label": list(range(len(table.texts)))})
         sampler = partial(HierarchyBatchSampler, instances=table.instances, members_per_leaf=config.members_per_leaf)
         info = train(model, loss, dataset, task, config, context, sampler)
