@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args) -> int:
     from harness.baselines import load_baseline
     from harness.catalog import load_task
+    from harness.device import is_main_process
     from harness.leaderboard import write_leaderboard
     from harness import atomic
     from harness.paths import BASELINES_DIR, RESULTS_DIR, data_dir, embedding_cache_dir, runs_dir
@@ -104,7 +105,8 @@ def _run(args) -> int:
         command="python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     run_benchmark(tasks, baselines, settings)
-    print(write_leaderboard(results_dir))
+    if is_main_process():  # under torchrun the other ranks only train
+        print(write_leaderboard(results_dir))
     return 0
 
 

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
 
+def process_rank() -> int:
+    """This process's rank under torchrun (the trainer's DDP); 0 when run alone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """Only rank 0 scores, saves models and writes results; the other ranks only train."""
+    return process_rank() == 0
+
+
 def resolve_device(requested: str = "auto") -> str:
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        local_rank = os.environ.get("LOCAL_RANK")  # torchrun: one GPU per process
+        return f"cuda:{local_rank}" if local_rank is not None else "cuda"
     return requested
 
 

@@ -117,7 +117,8 @@ class HEALLoss(nn.Module):
         if self.length_buckets <= 1 or rows < 2 * self.length_buckets:
             return self.model(features)["sentence_embedding"]
         lengths = mask.sum(dim=1)
-        left_padded = getattr(getattr(self.model, "tokenizer", None), "padding_side", "right") == "left"
+        model = getattr(self.model, "module", self.model)  # the trainer may hand the loss a DDP wrapper
+        left_padded = getattr(getattr(model, "tokenizer", None), "padding_side", "right") == "left"
         order = torch.argsort(lengths, descending=True, stable=True)
         parts = []
         for chunk in order.chunk(self.length_buckets):

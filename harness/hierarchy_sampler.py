@@ -44,6 +44,10 @@ class HierarchyBatchSampler(DefaultBatchSampler):
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
                          generator=generator, seed=seed)
         check_members_per_leaf(members_per_leaf, batch_size)
+        # Batches vary in size (at most max_rows). accelerate's DDP sharding (BatchSamplerShard)
+        # reads `batch_size`: a number makes it treat every short batch as the epoch's last and stop
+        # early; None tells it batches have dynamic length, so each process gets every n-th batch.
+        self.max_rows, self.batch_size = batch_size, None
         self.members_per_leaf = members_per_leaf
         self.leaves: dict[Hashable, list[Instance]] = defaultdict(list)
         for instance in instances:
@@ -51,7 +55,7 @@ class HierarchyBatchSampler(DefaultBatchSampler):
         self.n_rows = len({row for i in instances for row in (i.document, *i.queries)})
 
     def __len__(self) -> int:
-        return max(1, math.ceil(self.n_rows / self.batch_size))
+        return max(1, math.ceil(self.n_rows / self.max_rows))
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._batches(random.Random(self.seed + self.epoch))
@@ -83,7 +87,7 @@ class HierarchyBatchSampler(DefaultBatchSampler):
         batch: list[int] = []
         for chunk in self._chunks(rng):
             fresh = [row for row in chunk if row not in batch]
-            if batch and len(batch) + len(fresh) > self.batch_size:
+            if batch and len(batch) + len(fresh) > self.max_rows:
                 yield batch
                 batch, fresh = [], chunk
             batch += fresh

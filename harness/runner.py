@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from harness.baselines import Baseline
-from harness.device import resolve_device, set_threads
+from harness.device import is_main_process, process_rank, resolve_device, set_threads
 from harness.methods.base import FitContext, Fitted
 from harness.metrics.hierarchy import hierarchy_scores
 from harness.metrics.rag import rag_scores
@@ -147,6 +147,9 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
     started = time.perf_counter()
     fitted = baseline.instantiate().fit(task, baseline.config, context)
     fit_seconds = time.perf_counter() - started
+    if not is_main_process():  # torchrun: every rank trains (DDP); rank 0 alone scores and writes
+        _log(f"rank {process_rank()}: trained {task.name}/{baseline.name}/seed{seed}; rank 0 writes {path}")
+        return path
     retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
     scores, per_query = score(task, retrieval, settings.split, seed)
     if settings.generator:

@@ -30,7 +30,7 @@ import torch
 from transformers import TrainerCallback
 
 from harness import atomic
-from harness.device import use_bf16
+from harness.device import is_main_process, use_bf16
 from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted
@@ -222,6 +222,7 @@ def train(model, loss, dataset, task: Task, config: TrainConfig, context: FitCon
     return {
         "trained": True,
         "steps": steps,
+        "processes": trainer.args.world_size,  # > 1 under torchrun (DDP): batch_size is per process
         "train_rows": len(dataset),
         "train_seconds": round(wall, 2),
         "seconds_per_step": round((wall - selection.eval_seconds) / max(steps, 1), 3),
@@ -248,8 +249,8 @@ def save_model(model, run_dir: Path) -> Path:
 
 
 def finish(model, config: TrainConfig, context: FitContext, train_info: dict[str, Any]) -> Fitted:
-    """Save, then wrap the trained model as the encoder the runner scores."""
-    path = save_model(model, context.run_dir)
+    """Save (rank 0 only under torchrun), then wrap the trained model as the encoder the runner scores."""
+    path = save_model(model, context.run_dir) if is_main_process() else context.run_dir / "model"
     encoder = SentenceTransformerEncoder(model, config.encode_settings(context.show_progress), context.device)
     return Fitted(encoder, {**train_info, "model_path": str(path)})
 
