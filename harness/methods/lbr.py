@@ -35,6 +35,8 @@ from harness.llm import POOLINGS, RowEncoder, TextFormat, load_causal_lm
 from harness.methods.base import FitContext, Fitted
 from harness.methods.llm import (
     DuplicateFreeBatches,
+    LLMEncodingFields,
+    LLMLoraFields,
     Schedule,
     add_lora,
     false_negatives,
@@ -50,7 +52,7 @@ MIN_CONTINUATION_PART = 10
 
 
 @dataclass(frozen=True)
-class LBRConfig:
+class LBRConfig(LLMLoraFields, LLMEncodingFields):  # encoding, LoRA and optimiser fields shared with llm-cl
     model: str = "smollm2"  # packaged causal-LM alias or a local Hugging Face folder
     k: int = 8  # bottleneck tokens (LLM2Comp and LLaRA use 8, AutoRegEmbed 5)
     pooling: str = "mean"  # mean over the k bottleneck states | last bottleneck state
@@ -70,19 +72,6 @@ class LBRConfig:
     tau: float = 0.05  # InfoNCE temperature
     lambda_gen: float = 0.1  # weight of the generative refinement term (0 disables it)
     refine_corpus_batch_size: int = 4  # corpus texts per stage-2 step in that term (0: only query -> document)
-    # encoding and optimisation
-    max_query_length: int = 64
-    max_document_length: int = 256
-    batch_size: int = 16  # texts per encoding batch
-    precision: str = "auto"  # auto (bf16 autocast where supported) | fp32 | bf16
-    query_prefix: str = ""
-    document_prefix: str = ""
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    lora_rank: int = 16
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.05
-    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
     def check(self) -> None:
         if self.pooling not in POOLINGS:

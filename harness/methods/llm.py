@@ -166,15 +166,33 @@ def lora_parameters(model) -> list[torch.nn.Parameter]:
 
 
 @dataclass(frozen=True)
-class LLMFrozenConfig:
-    model: str = "smollm2"  # packaged causal-LM alias or a local Hugging Face folder
-    pooling: str = "mean"  # mean over the text | last (state of an appended EOS)
+class LLMEncodingFields:
+    """How every causal-LM method (llm-frozen, llm-cl, lbr) reads and batches texts."""
+
     max_query_length: int = 64
     max_document_length: int = 256
     batch_size: int = 16  # texts per encoding batch
     precision: str = "auto"  # auto (bf16 autocast where supported) | fp32 | bf16
     query_prefix: str = ""
     document_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class LLMLoraFields:
+    """The LoRA adapter and optimiser settings the trained causal-LM methods (llm-cl, lbr) share."""
+
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class LLMFrozenConfig(LLMEncodingFields):
+    model: str = "smollm2"  # packaged causal-LM alias or a local Hugging Face folder
+    pooling: str = "mean"  # mean over the text | last (state of an appended EOS)
 
 
 def text_format(config) -> TextFormat:
@@ -206,17 +224,11 @@ class LLMFrozen:
 
 
 @dataclass(frozen=True)
-class LLMContrastiveConfig(LLMFrozenConfig):
+class LLMContrastiveConfig(LLMLoraFields, LLMFrozenConfig):
     steps: int = 200
     train_batch_size: int = 16  # pairs per step; the other pairs' documents are the negatives
     lr: float = 1e-4
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
     tau: float = 0.05  # InfoNCE temperature (LLM2Vec 0.05, GritLM 0.02)
-    lora_rank: int = 16
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.05
-    lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class LLMContrastive:
