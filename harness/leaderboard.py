@@ -11,8 +11,9 @@ from harness import atomic
 from harness.results import Result, load_results
 from harness.stats import bootstrap_interval, mean_score, paired_permutation_p
 
-# Paired comparisons the leaderboard tests, by method: every method against `frozen`, and the
-# two papers' methods against the baseline each argues against.
+# Paired comparisons the leaderboard tests, by method: every method against `frozen`, the two
+# papers' methods against the baseline each argues against, and every ablation (a baseline named
+# differently from its method, e.g. heal-gold) against the baseline named like its method (heal).
 REFERENCES = {"heal": "contrastive", "lbr": "llm-cl"}
 SIGNIFICANCE = 0.05
 
@@ -63,12 +64,16 @@ def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
 
 
 def comparisons(results: list[Result]) -> pd.DataFrame:
-    """Paired permutation tests over test queries: each row against frozen, heal against contrastive, lbr against llm-cl."""
+    """Paired permutation tests over test queries: each row against frozen, heal against contrastive,
+    lbr against llm-cl, and each ablation against its method's own baseline."""
     groups = _groups(results)
     rows = []
     for (task, baseline, model, config), runs in sorted(groups.items()):
         method = runs[0].run_info.get("method", baseline)
-        for reference_method in {"frozen", REFERENCES.get(method)} - {None, method}:
+        references = {"frozen", REFERENCES.get(method)} - {None, method}
+        if baseline != method:
+            references.add(method)  # an ablation against the baseline it varies
+        for reference_method in sorted(references):
             candidates = [(k, v) for k, v in groups.items() if k[0] == task and v[0].run_info.get("method", k[1]) == reference_method
                           and k[1] == reference_method]
             if not candidates or not all(r.per_query for r in runs + candidates[0][1]):

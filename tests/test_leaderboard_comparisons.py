@@ -1,0 +1,31 @@
+"""Which pairs the leaderboard tests: methods against frozen and their rival, ablations against their parent."""
+
+from __future__ import annotations
+
+import random
+
+from harness.leaderboard import comparisons
+from harness.results import Result, ResultKey
+
+
+def _result(baseline: str, method: str, shift: float, seed: int = 0) -> Result:
+    rng = random.Random(baseline)
+    per_query = {f"q{i}": min(1.0, max(0.0, 0.5 + shift + rng.uniform(-0.05, 0.05))) for i in range(60)}
+    key = ResultKey(task="t", baseline=baseline, model="m", config_hash=baseline[:8], profile="small", seed=seed)
+    return Result(key=key, main_score="ndcg_at_10", scores={"ndcg_at_10": sum(per_query.values()) / 60}, evaluation_time=0.0,
+                  dataset_revision="x", run_info={"method": method}, per_query=per_query)
+
+
+def test_ablations_are_tested_against_their_parent_and_methods_against_frozen_and_rival():
+    results = [_result("frozen", "frozen", 0.0), _result("contrastive", "contrastive", 0.3), _result("heal", "heal", 0.2),
+               _result("heal-gold", "heal", 0.3), _result("heal-coarse", "heal", 0.2)]
+    table = comparisons(results)
+    pairs = {(row.baseline, row.against.split(" ")[0]): row for row in table.itertuples()}
+    assert set(pairs) == {
+        ("contrastive", "frozen"),
+        ("heal", "frozen"), ("heal", "contrastive"),
+        ("heal-gold", "frozen"), ("heal-gold", "contrastive"), ("heal-gold", "heal"),
+        ("heal-coarse", "frozen"), ("heal-coarse", "contrastive"), ("heal-coarse", "heal"),
+    }
+    assert pairs[("heal-gold", "heal")].significant == "yes" and pairs[("heal-gold", "heal")].delta > 0.05
+    assert pairs[("heal-coarse", "heal")].significant == "no"  # same shift, only noise apart
