@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("torch.distributed")
-
 
 def test_torchrun_two_cpu_processes_train_together_and_rank0_writes(tmp_path, tiny_task_dir, tiny_bert_dir):
     import torch.distributed as dist
