@@ -186,5 +186,12 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
     return written
 
 
-def run_benchmark(tasks: list[Task], baselines: list[Baseline], settings: RunSettings) -> list[Path]:
-    return [run_one(task, baseline, seed, settings) for task in tasks for baseline in baselines for seed in settings.seeds]
+def run_benchmark(tasks: list[Task], baselines: list[Baseline], settings: RunSettings, jobs: int = 1,
+                  plugins: list[str] = ()) -> list[Path]:
+    """Every task x baseline x seed; `jobs` > 1 runs them in that many processes (`harness.parallel`)."""
+    units = [(task, baseline, seed) for task in tasks for baseline in baselines for seed in settings.seeds]
+    if jobs > 1 and len(units) > 1:
+        from harness.parallel import run_parallel
+
+        return run_parallel(units, settings, min(jobs, len(units)), plugins)
+    return [run_one(task, baseline, seed, settings) for task, baseline, seed in units]

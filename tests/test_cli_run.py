@@ -152,3 +152,22 @@ def test_opt_in_generator_adds_answer_support_and_caches_answers(tmp_path, tiny_
     assert _run(*args, "--overwrite", baselines=tiny_baselines) == 0
     assert answers.stat().st_mtime_ns == stamp  # every answer came from the cache
     assert "RAG hallucination proxies" in (out / "leaderboard.md").read_text()
+
+
+def test_jobs_run_units_in_worker_processes_with_the_same_results(tmp_path, tiny_task_dir, tiny_baselines, capsys):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    common = ("--task-dir", str(tiny_task_dir), "--methods", "bm25,frozen", "--seeds", "0,1")
+    assert _run(*common, "--out", str(serial), baselines=tiny_baselines) == 0
+    assert _run(*common, "--jobs", "2", "--out", str(parallel), baselines=tiny_baselines) == 0
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*.json"))
+    assert files == sorted(p.relative_to(parallel) for p in parallel.rglob("*.json")) and len(files) == 4
+    for name in files:
+        one, other = (json.loads((root / name).read_text()) for root in (serial, parallel))
+        assert one["scores"] == other["scores"] and one["run_info"]["config"] == other["run_info"]["config"]
+    assert "| frozen | st |" in (parallel / "leaderboard.md").read_text()
+
+
+def test_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--jobs", "0"])
+    assert "--jobs: must be a whole number >= 1" in capsys.readouterr().err
