@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config_fields import hashed_fields
 from harness.errors import HarnessError, InputError
 from harness.methods import METHODS
 from harness.paths import BASELINES_DIR
@@ -37,7 +38,7 @@ class Baseline:
 
     @property
     def config_hash(self) -> str:
-        spec = json.dumps({"method": self.method, "config": self.config_dict}, sort_keys=True)
+        spec = json.dumps({"method": self.method, "config": hashed_fields(self.config)}, sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
     def instantiate(self):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from transformers import TrainerCallback
 from harness import atomic
 from harness.device import is_main_process, use_bf16
 from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
+from harness.config_fields import added_later
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted
 from harness.metrics.retrieval import retrieval_scores
@@ -63,6 +64,7 @@ class TrainConfig:
     encode_batch_size: int = 64
     query_prefix: str = ""
     document_prefix: str = ""
+    compile: bool = added_later(False)  # torch.compile the trained model for test encoding only (not dev selection)
 
     def encode_settings(self, show_progress: bool) -> EncodeSettings:
         return EncodeSettings(
@@ -72,6 +74,7 @@ class TrainConfig:
             query_prefix=self.query_prefix,
             document_prefix=self.document_prefix,
             show_progress=show_progress,
+            compile=self.compile,
         )
 
 
@@ -130,7 +133,8 @@ def dev_scores(model, task: Task, config: TrainConfig, device: str) -> dict[str,
     queries = task.split_queries("dev")
     if config.dev_max_queries:
         queries = dict(sorted(queries.items())[: config.dev_max_queries])
-    encoder = SentenceTransformerEncoder(model, config.encode_settings(show_progress=False), device)
+    # never compiled: the weights change between dev evaluations
+    encoder = SentenceTransformerEncoder(model, replace(config.encode_settings(show_progress=False), compile=False), device)
     doc_ids, query_ids = list(task.corpus), list(queries)
     doc_vectors = encoder.encode([task.corpus[d].full_text for d in doc_ids], "document")
     query_vectors = encoder.encode([queries[q] for q in query_ids], "query")

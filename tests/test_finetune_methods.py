@@ -201,3 +201,19 @@ def test_lora_targets_follow_the_attention_module_names():
         lora_targets(encoder("Wi", "Wo"))
     with pytest.raises(HarnessError, match="not linear layers"):
         lora_targets(encoder("q", "k", "v"), requested=("query",))
+
+
+def test_compiled_encoding_matches_eager(tiny_bert_dir):
+    """`compile = true` (inductor, frozen weights) gives the eager embeddings."""
+    from torch._dynamo.utils import counters
+
+    from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
+
+    counters.clear()
+    texts = ["port probe sweep host", "payload dropper", "the adversary may use email lure link attachment to"] * 3
+    eager = SentenceTransformerEncoder(load_sentence_transformer(tiny_bert_dir, "cpu"), EncodeSettings(precision="fp32", show_progress=False, batch_size=4), "cpu")
+    model = load_sentence_transformer(tiny_bert_dir, "cpu")
+    compiled = SentenceTransformerEncoder(model, EncodeSettings(precision="fp32", show_progress=False, batch_size=4, compile=True), "cpu")
+    assert getattr(model[0].model, "_harness_compiled", False)
+    np.testing.assert_allclose(compiled.encode(texts, "document"), eager.encode(texts, "document"), atol=1e-5)
+    assert counters["stats"]["unique_graphs"] >= 1  # inductor ran: not a silent eager fallback

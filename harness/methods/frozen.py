@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_fields import added_later
 from harness.encoders import (
     CachingEncoder,
     EncodeSettings,
@@ -24,6 +25,7 @@ class FrozenConfig:
     precision: str = "auto"  # auto (bf16 where supported) | fp32 | bf16
     query_prefix: str = ""
     document_prefix: str = ""
+    compile: bool = added_later(False)  # torch.compile for inference: pays on large corpora (encoders.compile_for_inference)
 
     def encode_settings(self, show_progress: bool = True) -> EncodeSettings:
         return EncodeSettings(
@@ -33,6 +35,7 @@ class FrozenConfig:
             query_prefix=self.query_prefix,
             document_prefix=self.document_prefix,
             show_progress=show_progress,
+            compile=self.compile,
         )
 
 
