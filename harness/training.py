@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from harness import atomic
 from harness.device import is_main_process, use_bf16
@@ -218,6 +219,8 @@ def train(model, loss, dataset, task: Task, config: TrainConfig, context: FitCon
         loss=loss,
         callbacks=[selection],
     )
+    if not context.show_progress:  # quiet means quiet: the losses are in trainer.state.log_history anyway
+        trainer.remove_callback(PrinterCallback)
     started = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - started

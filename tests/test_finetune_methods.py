@@ -69,10 +69,11 @@ def assert_trained_and_selected_on_dev(info: dict) -> None:
     assert [entry["step"] for entry in info["loss_log"]] == [1, 2, 3, 4]
 
 
-def test_contrastive_trains_saves_and_reloads_to_the_scores_the_runner_wrote(tiny_task_dir, tiny_bert_dir, tmp_path):
+def test_contrastive_trains_saves_and_reloads_to_the_scores_the_runner_wrote(tiny_task_dir, tiny_bert_dir, tmp_path, capsys):
     result = train_and_score("contrastive", tiny_task_dir, tiny_bert_dir, tmp_path)
     info = result["train_info"]
     assert_trained_and_selected_on_dev(info)
+    assert "'loss'" not in capsys.readouterr().out  # quiet runs do not print the trainer's log dicts
     assert info["finetune"] == "full" and info["train_rows"] == 30  # one row per positive train qrel
     assert (Path(info["model_path"]) / "model.safetensors").is_file()
     score = result["scores"]["test"][0]["ndcg_at_10"]
