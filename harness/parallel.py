@@ -1,7 +1,8 @@
 """`run --jobs N`: independent runs (task x baseline x seed) in N worker processes.
 
-On a few CPU cores, N one-thread processes keep the cores busier than one N-thread process:
-a 384-wide model's kernels scale poorly across threads (see BENCHMARKS.md, "Whole leaderboard").
+On a few CPU cores, N one-thread processes keep the cores busier than one N-thread process, whose
+small-model kernels leave threads idle between them (the whole leaderboard ran at 195% CPU on 2 cores
+with --jobs 2; BENCHMARKS.md, "Whole leaderboard").
 Workers are spawned (no fork of a process that may hold torch threads) and live for the whole
 run; the longest runs (most optimiser steps, then largest corpus) start first so that the last
 one to finish is short. Every result is written atomically by its worker, so a failure stops the
