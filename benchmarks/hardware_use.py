@@ -56,14 +56,11 @@ def main() -> None:
     parameters = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
     print(f"{len(texts)} texts, {tokens} tokens, {parameters / 1e6:.1f}M non-embedding parameters, {args.threads} threads, "
           f"batch {args.batch_size}, bf16 units: {bf16_supported('cpu')}")
-    for precision, dtype, compiled in (("fp32", torch.float32, False), ("bf16", torch.bfloat16, False),
-                                       ("bf16 compiled", torch.bfloat16, True)):
-        if compiled:  # last: compiling replaces the model's forward
-            encoder = SentenceTransformerEncoder(model, EncodeSettings(precision="bf16", show_progress=False, compile=True,
-                                                                      batch_size=args.batch_size), "cpu")
-        else:
-            encoder = SentenceTransformerEncoder(model, EncodeSettings(precision=precision, show_progress=False,
-                                                                      batch_size=args.batch_size), "cpu")
+    # compiled last: compiling replaces the model's forward
+    for label, precision, dtype, compiled in (("fp32", "fp32", torch.float32, False), ("bf16", "bf16", torch.bfloat16, False),
+                                              ("bf16 compiled", "bf16", torch.bfloat16, True)):
+        settings = EncodeSettings(precision=precision, show_progress=False, compile=compiled, batch_size=args.batch_size)
+        encoder = SentenceTransformerEncoder(model, settings, "cpu")
         started = time.perf_counter()
         encoder.encode(texts[:64], "document")  # warm-up (and the compile)
         warm_up = time.perf_counter() - started
@@ -74,7 +71,7 @@ def main() -> None:
         peak = matmul_gflops(dtype)
         config = model[0].auto_model.config
         shaped = matmul_gflops(dtype, 64 * 128, config.hidden_size, config.intermediate_size, repeats=20)
-        print(f"{precision}: encode {seconds:6.2f} s = {tokens / seconds:8.0f} tok/s = {encode_rate:7.1f} GFLOP/s; "
+        print(f"{label}: encode {seconds:6.2f} s = {tokens / seconds:8.0f} tok/s = {encode_rate:7.1f} GFLOP/s; "
               f"matmul 2048^3 {peak:7.1f} GFLOP/s, ratio {encode_rate / peak:.2f}"
               + ("   (target >= 0.60)" if dtype == torch.bfloat16 else "")
               + f"; model-shaped matmul {shaped:7.1f} GFLOP/s, ratio {encode_rate / shaped:.2f}; warm-up {warm_up:.1f} s")

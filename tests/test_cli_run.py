@@ -154,7 +154,7 @@ def test_opt_in_generator_adds_answer_support_and_caches_answers(tmp_path, tiny_
     assert "RAG hallucination proxies" in (out / "leaderboard.md").read_text()
 
 
-def test_jobs_run_units_in_worker_processes_with_the_same_results(tmp_path, tiny_task_dir, tiny_baselines, capsys):
+def test_jobs_run_units_in_worker_processes_with_the_same_results(tmp_path, tiny_task_dir, tiny_baselines):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     common = ("--task-dir", str(tiny_task_dir), "--methods", "bm25,frozen", "--seeds", "0,1")
     assert _run(*common, "--out", str(serial), baselines=tiny_baselines) == 0
