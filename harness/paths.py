@@ -1,14 +1,27 @@
-"""Where the harness finds task cards, baseline configs, built data and results."""
+"""Where the harness finds task cards, baseline configs, built data, results and run artifacts."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TASK_CARDS_DIR = PROJECT_ROOT / "tasks"
-BASELINES_DIR = PROJECT_ROOT / "baselines"
-RESULTS_DIR = PROJECT_ROOT / "results"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_ROOT = PACKAGE_DIR.parent  # the repository, when run from a checkout or an editable install
+
+
+def _shipped(inside_package: str, in_checkout: str) -> Path:
+    """A wheel carries tasks/ and baselines/ inside the package (see pyproject.toml); a checkout has them on top."""
+    bundled = PACKAGE_DIR / inside_package
+    return bundled if bundled.is_dir() else CHECKOUT_ROOT / in_checkout
+
+
+TASK_CARDS_DIR = _shipped("cards", "tasks")
+BASELINES_DIR = _shipped("baseline_configs", "baselines")
+
+
+def default_results_dir() -> Path:
+    """`--out` default: results/ in the working directory (never inside an installed package)."""
+    return Path.cwd() / "results"
 
 
 def data_dir() -> Path:
@@ -18,9 +31,10 @@ def data_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Fine-tuned models and other run artifacts (not committed); `HARNESS_RUNS_DIR` overrides."""
+    """Fine-tuned models and other run artifacts (not committed): runs/ in the working directory;
+    `HARNESS_RUNS_DIR` overrides."""
     env = os.environ.get("HARNESS_RUNS_DIR")
-    return Path(env) if env else PROJECT_ROOT / "runs"
+    return Path(env) if env else Path.cwd() / "runs"
 
 
 def embedding_cache_dir() -> Path:

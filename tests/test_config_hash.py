@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 
 from harness.baselines import load_baseline
 from harness.config_fields import added_later, hashed_fields
-from harness.paths import RESULTS_DIR
+from harness.paths import CHECKOUT_ROOT
+
+RESULTS_DIR = CHECKOUT_ROOT / "results"
 
 
 @dataclass(frozen=True)
