@@ -58,14 +58,18 @@ def test_a_plugin_cannot_shadow_a_builtin_method(tmp_path):
     assert METHODS.get("bm25").__name__ == "BM25" and METHODS.get("frozen") is Frozen
 
 
-def test_export_writes_files_mteb_task_result_loads(tmp_path, tiny_task_dir):
-    from mteb.results import TaskResult
+def test_export_writes_mteb_cache_layout_that_result_cache_loads_as_written(tmp_path, tiny_task_dir):
+    from mteb.cache import ResultCache
 
     out = tmp_path / "results"
     assert main(["run", "--no-progress", "--task-dir", str(tiny_task_dir), "--methods", "bm25", "--seeds", "0,1", "--out", str(out)]) == 0
     assert main(["export", "--mteb", str(tmp_path / "mteb"), "--out", str(out)]) == 0
-    files = sorted((tmp_path / "mteb").rglob("*.json"))
-    assert [f.relative_to(tmp_path / "mteb").parts[0] for f in files] == ["harness__bm25-lexical"] * 2
+    files = sorted((tmp_path / "mteb" / "results").glob("*/*/*.json"))
+    assert [f.parent.parent.name for f in files if f.name != "model_meta.json"] == ["harness__bm25-lexical"] * 2
     ours = json.loads(next(out.rglob("*seed0.json")).read_text())["scores"]["test"][0]["ndcg_at_10"]
-    loaded = TaskResult.from_disk(files[0])
-    assert loaded.task_name == "HarnessTinyRetrieval" and loaded.get_score() == ours
+    loaded = ResultCache(tmp_path / "mteb").load_results(include_remote=False)
+    runs = {(m.model_name, m.model_revision): m.task_results for m in loaded.model_results}
+    assert len(runs) == 2
+    seed0 = next(results for (name, revision), results in runs.items() if revision.endswith("seed0"))
+    assert {name for name, _ in runs} == {"harness/bm25-lexical"}
+    assert seed0[0].task_name == "HarnessTinyRetrieval" and seed0[0].get_score() == ours
