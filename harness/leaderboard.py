@@ -1,40 +1,32 @@
-"""results/*.json -> leaderboard.md and leaderboard.csv (rows: baselines; columns: tasks' main score and the mean)."""
+"""Result files -> the leaderboard's tables (rendering lives in `harness.report`).
+
+Rows are (baseline, model, config); columns are tasks. The main table holds each task's main score
+(declared by its card) with a 95% interval; one section per task and metric family
+(`harness.metrics.FAMILIES`); and paired tests of each row against the rows its method declares.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from harness import atomic
-from harness.results import Result, load_results
-from harness.stats import bootstrap_interval, mean_score, paired_permutation_p
+from harness.metrics import FAMILIES, MetricFamily
+from harness.results import Result
+from harness.stats import Interval, bootstrap_interval, mean_score, paired_permutation_p
 
-# Paired comparisons the leaderboard tests, by method: every method against `frozen`, the two
-# papers' methods against the baseline each argues against, and every ablation (a baseline named
-# differently from its method, e.g. heal-gold) against the baseline named like its method (heal).
-REFERENCES = {"heal": "contrastive", "lbr": "llm-cl"}
 SIGNIFICANCE = 0.05
+RowKey = tuple[str, str, str]  # (baseline, model, config hash)
 
-DETAIL_METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_10", "hit_rate_at_1")
-HIERARCHY_TITLE = "Hierarchical classification (curated labels; l1 = root level)"
-RAG_TITLE = "RAG hallucination proxies (from the retrieval run)"
-# One section per metric family; a column appears when some result of the task has it.
-FAMILIES = {
-    HIERARCHY_TITLE: (
-        "hier_l1_doc_accuracy", "hier_l2_doc_accuracy", "hier_l2_doc_macro_f1", "hier_l3_doc_accuracy",
-        "hier_path_doc_f1", "hier_path_doc_consistency", "hier_l1_query_accuracy", "hier_l2_query_accuracy",
-        "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure",
-    ),
-    RAG_TITLE: (
-        "gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
-        "context_precision_at_10", "wrong_branch_rate_l1_at_5", "wrong_branch_rate_l2_at_5",
-        "wrong_branch_rate_l1_at_5_on_miss",
-    ),
-}
-# Generator-based proxies (opt-in `--generator`) carry k in their names: matched by prefix.
-GENERATED_PREFIXES = ("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_")
+
+def reference_of(method: str) -> str | None:
+    """The baseline a method's config declares as its reference (`Config.reference`), if the method is known."""
+    from harness.methods import METHODS
+
+    try:
+        return getattr(METHODS.get(method).Config, "reference", None)
+    except Exception:  # a plugin method not loaded for `table`: compared with frozen only
+        return None
 
 
 def results_frame(results: list[Result]) -> pd.DataFrame:
@@ -47,6 +39,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             "config": r.key.config_hash,
             "seed": r.key.seed,
             "method": r.run_info.get("method", r.key.baseline),
+            "main_metric": r.main_score,
             "main_score": r.scores[r.main_score],
             "per_query": r.per_query,
             "fit_time_s": r.run_info.get("fit_time_s"),
@@ -64,15 +57,16 @@ def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
 
 
 def comparisons(results: list[Result]) -> pd.DataFrame:
-    """Paired permutation tests over test queries: each row against frozen, heal against contrastive,
-    lbr against llm-cl, and each ablation against its method's own baseline."""
+    """Paired permutation tests over test queries: each row against frozen, against the baseline its method
+    declares as reference (heal -> contrastive, lbr -> llm-cl), and each ablation (a baseline named
+    differently from its method, e.g. heal-gold) against its method's own baseline."""
     groups = _groups(results)
     rows = []
     for (task, baseline, model, config), runs in sorted(groups.items()):
         method = runs[0].run_info.get("method", baseline)
-        references = {"frozen", REFERENCES.get(method)} - {None, method}
+        references = {"frozen", reference_of(method)} - {None, method}
         if baseline != method:
-            references.add(method)  # an ablation against the baseline it varies
+            references.add(method)
         for reference_method in sorted(references):
             candidates = [(k, v) for k, v in groups.items() if k[0] == task and v[0].run_info.get("method", k[1]) == reference_method
                           and k[1] == reference_method]
@@ -81,28 +75,31 @@ def comparisons(results: list[Result]) -> pd.DataFrame:
             (_, ref_baseline, ref_model, _), ref_runs = sorted(candidates, key=lambda kv: kv[0][2] != model)[0]
             system = [r.per_query for r in runs]
             reference = [r.per_query for r in ref_runs]
-            delta = mean_score(system) - mean_score(reference)
             p = paired_permutation_p(system, reference)
-            rows.append({"task": task, "baseline": baseline, "model": model, "against": f"{ref_baseline} ({ref_model})",
-                         "delta": delta, "p_value": p, "significant": "yes" if p < SIGNIFICANCE else "no"})
+            rows.append({"task": task, "baseline": baseline, "model": model, "against_baseline": ref_baseline,
+                         "against_model": ref_model, "delta": mean_score(system) - mean_score(reference), "p_value": p,
+                         "significant": "yes" if p < SIGNIFICANCE else "no"})
     return pd.DataFrame(rows)
 
 
-def interval_table(results: list[Result], significant: set[tuple]) -> pd.DataFrame:
+def intervals(results: list[Result]) -> dict[tuple[str, RowKey], Interval | None]:
+    """The main score's 95% bootstrap interval per (task, row), over seeds and queries; None without per-query scores."""
+    return {(task, (baseline, model, config)): bootstrap_interval([r.per_query for r in runs]) if all(r.per_query for r in runs) else None
+            for (task, baseline, model, config), runs in _groups(results).items()}
+
+
+def interval_table(results: list[Result], bounds: dict, significant: set[tuple]) -> pd.DataFrame:
     """Main score mean [95% CI over seeds and queries] per row and task; † = differs from frozen (p < 0.05)."""
-    cells: dict[tuple, dict[str, str]] = {}
-    means: dict[tuple, list[float]] = {}
+    cells: dict[RowKey, dict[str, str]] = {}
+    means: dict[RowKey, list[float]] = {}
     for (task, baseline, model, config), runs in _groups(results).items():
         row = (baseline, model, config)
-        if all(r.per_query for r in runs):
-            interval = bootstrap_interval([r.per_query for r in runs])
-            text = f"{interval.mean:.4f} [{interval.low:.3f}, {interval.high:.3f}]"
-        else:
-            interval = None
-            text = f"{sum(r.scores[r.main_score] for r in runs) / len(runs):.4f}"
+        interval = bounds[(task, row)]
+        plain_mean = sum(r.scores[r.main_score] for r in runs) / len(runs)
+        text = f"{interval.mean:.4f} [{interval.low:.3f}, {interval.high:.3f}]" if interval else f"{plain_mean:.4f}"
         mark = " †" if (task, baseline, model, "frozen") in significant else ""
         cells.setdefault(row, {})[task] = f"{text}{mark} (n={len(runs)})"
-        means.setdefault(row, []).append(interval.mean if interval else sum(r.scores[r.main_score] for r in runs) / len(runs))
+        means.setdefault(row, []).append(interval.mean if interval else plain_mean)
     table = pd.DataFrame.from_dict(cells, orient="index")
     table.index = pd.MultiIndex.from_tuples(table.index, names=["baseline", "model", "config"])
     table = table[sorted(table.columns)]
@@ -112,63 +109,36 @@ def interval_table(results: list[Result], significant: set[tuple]) -> pd.DataFra
     return table.loc[order]
 
 
-def task_table(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    rows = frame[frame.task == task]
-    grouped = rows.groupby(["baseline", "model", "config"])
-    table = grouped[list(DETAIL_METRICS) + ["fit_time_s", "eval_time_s"]].mean()
-    table.insert(0, "seeds", grouped.size())
-    return table.sort_values("ndcg_at_10", ascending=False)
+def _family_columns(rows: pd.DataFrame, family: MetricFamily) -> list[str]:
+    named = family.headline + tuple(sorted(c for c in rows.columns if family.headline_prefixes and c.startswith(family.headline_prefixes)))
+    return [m for m in named if m in rows and rows[m].notna().any()]
 
 
-def family_table(frame: pd.DataFrame, task: str, metrics: tuple[str, ...]) -> pd.DataFrame | None:
+def family_table(frame: pd.DataFrame, task: str, family: MetricFamily, summary: bool) -> pd.DataFrame | None:
+    """Mean of the family's headline metrics per row; the `summary` (first) family also shows seeds and times
+    and is sorted by the task's main score."""
     rows = frame[frame.task == task]
-    if metrics == FAMILIES[RAG_TITLE]:
-        metrics = metrics + tuple(sorted(c for c in frame.columns if c.startswith(GENERATED_PREFIXES)))
-    present = [m for m in metrics if m in rows and rows[m].notna().any()]
+    present = _family_columns(rows, family)
     if not present:
         return None
-    table = rows.groupby(["baseline", "model", "config"])[present].mean()
-    return table.sort_values(present[0], ascending=False)
-
-
-def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
-    index_names = [n or "" for n in table.index.names]
-    header = index_names + [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(index_names) + ["---:"] * len(table.columns)) + "|"]
-    for index, row in table.iterrows():
-        keys = index if isinstance(index, tuple) else (index,)
-        cells = [_cell(v, digits) for v in row.tolist()]
-        lines.append("| " + " | ".join([str(k) for k in keys] + cells) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value, digits: int) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "–"
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        return str(int(value))
-    if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
-
-
-INTRO = (
-    "Main score (nDCG@10 on the test split unless a task says otherwise): mean over seeds and test queries "
-    "with its 95% bootstrap interval (seeds and queries resampled), n = seeds. † = differs from `frozen` "
-    "(paired permutation test over test queries, p < 0.05). Task columns name the profile the number comes "
-    "from. Regenerate with `python -m harness table`."
-)
-RETRIEVAL_TITLE = "Retrieval"
+    grouped = rows.groupby(["baseline", "model", "config"])
+    if not summary:
+        return grouped[present].mean().sort_values(present[0], ascending=False)
+    table = grouped[present + ["fit_time_s", "eval_time_s"]].mean()
+    table.insert(0, "seeds", grouped.size())
+    main_metric = rows.main_metric.iloc[0]
+    return table.sort_values(main_metric if main_metric in table else present[0], ascending=False)
 
 
 @dataclass
 class Leaderboard:
-    """Every table of the leaderboard, computed once, rendered as Markdown, CSV and HTML."""
+    """Every table of the leaderboard, computed once; `harness.report` renders it as Markdown, CSV and HTML."""
 
     frame: pd.DataFrame
     main: pd.DataFrame
     comparisons: pd.DataFrame
-    sections: list[tuple[str, str, pd.DataFrame]]  # (task, family title, table)
+    intervals: dict[tuple[str, RowKey], Interval | None]
+    sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
 
 
 def build(results: list[Result]) -> Leaderboard | None:
@@ -178,42 +148,12 @@ def build(results: list[Result]) -> Leaderboard | None:
     tests = comparisons(results)
     significant = set()
     if not tests.empty:
-        significant = {(r.task, r.baseline, r.model, r.against.split(" ")[0]) for r in tests.itertuples() if r.significant == "yes"}
+        significant = {(r.task, r.baseline, r.model, r.against_baseline) for r in tests.itertuples() if r.significant == "yes"}
+    bounds = intervals(results)
     sections = []
     for task in sorted(frame.task.unique()):
-        sections.append((task, RETRIEVAL_TITLE, task_table(frame, task)))
-        for title, metrics in FAMILIES.items():
-            table = family_table(frame, task, metrics)
+        for position, family in enumerate(FAMILIES.values()):
+            table = family_table(frame, task, family, summary=position == 0)
             if table is not None:
-                sections.append((task, title, table))
-    return Leaderboard(frame, interval_table(results, significant), tests, sections)
-
-
-def markdown(board: Leaderboard | None) -> str:
-    if board is None:
-        return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
-    parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main)]
-    if not board.comparisons.empty:
-        parts += ["", "## Paired comparisons (main score, test queries, mean over seeds)", "",
-                  to_markdown(board.comparisons.set_index(["task", "baseline", "model", "against"]))]
-    current = None
-    for task, title, table in board.sections:
-        if task != current:
-            parts += ["", f"## {task}"]
-            current = task
-        parts += ["", f"### {title}", "", to_markdown(table)]
-    return "\n".join(parts) + "\n"
-
-
-def write_leaderboard(results_dir: Path) -> Path:
-    """leaderboard.md, leaderboard.csv and the HTML report index.html, each written atomically."""
-    from harness.report import html_report
-
-    # Under a lock: a run that finished after we listed the results rewrites the tables after us.
-    with atomic.locked(results_dir):
-        board = build(load_results(results_dir))
-        atomic.write_text(results_dir / "leaderboard.md", markdown(board))
-        csv = "" if board is None else board.frame.drop(columns="per_query").sort_values(["task", "baseline", "seed"]).to_csv(index=False)
-        atomic.write_text(results_dir / "leaderboard.csv", csv)
-        atomic.write_text(results_dir / "index.html", html_report(board))
-    return results_dir / "leaderboard.md"
+                sections.append((task, family, table))
+    return Leaderboard(frame, interval_table(results, bounds, significant), tests, bounds, sections)

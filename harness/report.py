@@ -1,8 +1,9 @@
-"""results/index.html: one self-contained page (no network) with the leaderboard and its plots.
+"""Rendering of the leaderboard (`harness.leaderboard` builds the tables): leaderboard.md, leaderboard.csv
+and index.html, one self-contained page (no network) with the tables and their plots.
 
 Plots are rendered with matplotlib (Agg) to PNG and embedded as data URIs: per-task bars of the
-main score with 95% whiskers, per-level hierarchical probe accuracy lines, and quality against
-fit time.
+main score with 95% whiskers, the plot each metric family declares (hierarchy: probe accuracy by
+level), and quality against fit time.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ import re
 
 import pandas as pd
 
-from harness.leaderboard import INTRO, Leaderboard, to_markdown
-from harness.stats import bootstrap_interval
+from pathlib import Path
+
+from harness import atomic
+from harness.leaderboard import Leaderboard, build
+from harness.results import Result, load_results
+
+INTRO = (
+    "Main score (nDCG@10 on the test split unless a task says otherwise): mean over seeds and test queries "
+    "with its 95% bootstrap interval (seeds and queries resampled), n = seeds. † = differs from `frozen` "
+    "(paired permutation test over test queries, p < 0.05). Task columns name the profile the number comes "
+    "from. Regenerate with `python -m harness table`."
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}
@@ -46,15 +57,14 @@ def _row_label(row) -> str:
     return f"{row.baseline} ({row.model})"
 
 
-def main_score_bars(frame: pd.DataFrame, task: str) -> str:
+def main_score_bars(board: Leaderboard, task: str) -> str:
     """Bars of the main score per row with 95% bootstrap whiskers (seeds and queries)."""
     plt = _pyplot()
-    rows = frame[frame.task == task]
+    rows = board.frame[board.frame.task == task]
     labels, means, lows, highs = [], [], [], []
     for (baseline, model, config), group in rows.groupby(["baseline", "model", "config"]):
-        per_seed = [p for p in group.per_query if p]
-        if per_seed:
-            interval = bootstrap_interval(per_seed)
+        interval = board.intervals[(task, (baseline, model, config))]
+        if interval:
             mean, low, high = interval.mean, interval.low, interval.high
         else:
             mean = low = high = float(group.main_score.mean())
@@ -66,29 +76,6 @@ def main_score_bars(frame: pd.DataFrame, task: str) -> str:
               xerr=[[lows[i] for i in order], [highs[i] for i in order]], color="#4c78a8", capsize=3)
     axis.set_xlabel("main score (95% CI)")
     axis.set_title(task)
-    return _figure_uri(figure)
-
-
-def hierarchy_lines(frame: pd.DataFrame, task: str) -> str | None:
-    """Probe accuracy per hierarchy level, one line per row (documents and queries)."""
-    rows = frame[frame.task == task]
-    columns = sorted(c for c in rows.columns if re.fullmatch(r"hier_l\d+_(doc|query)_accuracy", c) and rows[c].notna().any())
-    if not columns:
-        return None
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for axis, modality in zip(axes, ("doc", "query")):
-        level_columns = [c for c in columns if f"_{modality}_" in c]
-        levels = [int(re.search(r"l(\d+)", c).group(1)) for c in level_columns]
-        for (baseline, model, _), group in rows.groupby(["baseline", "model", "config"]):
-            values = group[level_columns].mean()
-            if values.notna().any():
-                axis.plot(levels, values.values, marker="o", label=f"{baseline} ({model})")
-        axis.set_title(f"{task}: {modality} probe accuracy by level")
-        axis.set_xlabel("level (1 = root)")
-        axis.set_xticks(levels or [1])
-    axes[0].set_ylabel("accuracy")
-    axes[1].legend(fontsize=7, loc="best")
     return _figure_uri(figure)
 
 
@@ -108,6 +95,49 @@ def quality_vs_time(frame: pd.DataFrame) -> str:
     return _figure_uri(figure)
 
 
+def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
+    index_names = [n or "" for n in table.index.names]
+    header = index_names + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(index_names) + ["---:"] * len(table.columns)) + "|"]
+    for index, row in table.iterrows():
+        keys = index if isinstance(index, tuple) else (index,)
+        cells = [_cell(v, digits) for v in row.tolist()]
+        lines.append("| " + " | ".join([str(k) for k in keys] + cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def comparisons_display(board: Leaderboard) -> pd.DataFrame:
+    """The paired tests with the reference shown as `baseline (model)`."""
+    tests = board.comparisons.copy()
+    tests.insert(3, "against", tests.against_baseline + " (" + tests.against_model + ")")
+    return tests.drop(columns=["against_baseline", "against_model"]).set_index(["task", "baseline", "model", "against"])
+
+
+def markdown(board: Leaderboard | None) -> str:
+    if board is None:
+        return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
+    parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main)]
+    if not board.comparisons.empty:
+        parts += ["", "## Paired comparisons (main score, test queries, mean over seeds)", "", to_markdown(comparisons_display(board))]
+    current = None
+    for task, family, table in board.sections:
+        if task != current:
+            parts += ["", f"## {task}"]
+            current = task
+        parts += ["", f"### {family.title}", "", to_markdown(table)]
+    return "\n".join(parts) + "\n"
+
+
 def _table_html(table: pd.DataFrame) -> str:
     body = to_markdown(table).splitlines()
     header, rows = body[0], body[2:]
@@ -121,6 +151,16 @@ def _table_html(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "</tbody></table></div>"
 
 
+def _family_plots(board: Leaderboard, task: str) -> list[str]:
+    plt = _pyplot()
+    images = []
+    for family in dict.fromkeys(family for t, family, _ in board.sections if t == task):
+        figure = family.plot(board.frame, task, plt) if family.plot else None
+        if figure is not None:
+            images.append(f'<img alt="{html.escape(family.plot_caption or family.name)} of {html.escape(task)}" src="{_figure_uri(figure)}">')
+    return images
+
+
 def html_report(board: Leaderboard | None) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>harness leaderboard</title>",
              f"<style>{STYLE}</style></head><body><h1>Leaderboard</h1>"]
@@ -128,15 +168,25 @@ def html_report(board: Leaderboard | None) -> str:
         return "".join(parts) + "<p>No results yet: run <code>python -m harness run</code>.</p></body></html>\n"
     parts += [f"<p>{html.escape(INTRO)}</p>", _table_html(board.main)]
     if not board.comparisons.empty:
-        parts += ["<h2>Paired comparisons</h2>", _table_html(board.comparisons.set_index(["task", "baseline", "model", "against"]))]
+        parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board))]
     parts += ["<h2>Quality against training time</h2>", f'<img alt="quality against fit time" src="{quality_vs_time(board.frame)}">']
     current = None
-    for task, title, table in board.sections:
+    for task, family, table in board.sections:
         if task != current:
             current = task
-            parts += [f"<h2>{html.escape(task)}</h2>", f'<img alt="main score of {html.escape(task)}" src="{main_score_bars(board.frame, task)}">']
-            lines = hierarchy_lines(board.frame, task)
-            if lines:
-                parts.append(f'<img alt="hierarchy levels of {html.escape(task)}" src="{lines}">')
-        parts += [f"<h3>{html.escape(title)}</h3>", _table_html(table)]
+            parts += [f"<h2>{html.escape(task)}</h2>", f'<img alt="main score of {html.escape(task)}" src="{main_score_bars(board, task)}">']
+            parts += _family_plots(board, task)
+        parts += [f"<h3>{html.escape(family.title)}</h3>", _table_html(table)]
     return "\n".join(parts) + "\n</body></html>\n"
+
+
+def write_leaderboard(results_dir: Path, results: list[Result] | None = None) -> Path:
+    """leaderboard.md, leaderboard.csv and index.html from the results under `results_dir`, each written atomically."""
+    # Under a lock: a run that finished after we listed the results rewrites the tables after us.
+    with atomic.locked(results_dir):
+        board = build(load_results(results_dir) if results is None else results)
+        atomic.write_text(results_dir / "leaderboard.md", markdown(board))
+        csv = "" if board is None else board.frame.drop(columns=["per_query", "main_metric"]).sort_values(["task", "baseline", "seed"]).to_csv(index=False)
+        atomic.write_text(results_dir / "leaderboard.csv", csv)
+        atomic.write_text(results_dir / "index.html", html_report(board))
+    return results_dir / "leaderboard.md"

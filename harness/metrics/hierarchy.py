@@ -197,3 +197,52 @@ def clustering_scores(vectors: np.ndarray, paths: list[LabelPath], seed: int, se
         codes = {label: code for code, label in enumerate(sorted(set(labels)))}
         scores[f"hier_l{level}_doc_v_measure"] = float(v_measure_score([codes[label] for label in labels], clusters))
     return scores
+
+
+def _family_scores(evaluation) -> dict[str, float]:
+    if evaluation.doc_vectors is None:  # lexical methods have no embeddings to probe
+        return {}
+    return hierarchy_scores(evaluation.task, evaluation.split, evaluation.doc_ids, evaluation.doc_vectors,
+                            evaluation.query_ids, evaluation.query_vectors, seed=evaluation.seed)
+
+
+def plot_levels(frame, task: str, plt):
+    """Probe accuracy per hierarchy level, one line per row (documents and queries); None without labels."""
+    import re
+
+    rows = frame[frame.task == task]
+    columns = sorted(c for c in rows.columns if re.fullmatch(r"hier_l\d+_(doc|query)_accuracy", c) and rows[c].notna().any())
+    if not columns:
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for axis, modality in zip(axes, ("doc", "query")):
+        level_columns = [c for c in columns if f"_{modality}_" in c]
+        levels = [int(re.search(r"l(\d+)", c).group(1)) for c in level_columns]
+        for (baseline, model, _), group in rows.groupby(["baseline", "model", "config"]):
+            values = group[level_columns].mean()
+            if values.notna().any():
+                axis.plot(levels, values.values, marker="o", label=f"{baseline} ({model})")
+        axis.set_title(f"{task}: {modality} probe accuracy by level")
+        axis.set_xlabel("level (1 = root)")
+        axis.set_xticks(levels or [1])
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend(fontsize=7, loc="best")
+    return figure
+
+
+def _register() -> None:
+    from harness.metrics import MetricFamily, register_family
+
+    register_family(MetricFamily(
+        name="hierarchy",
+        title="Hierarchical classification (curated labels; l1 = root level)",
+        compute=_family_scores,
+        headline=("hier_l1_doc_accuracy", "hier_l2_doc_accuracy", "hier_l2_doc_macro_f1", "hier_l3_doc_accuracy",
+                  "hier_path_doc_f1", "hier_path_doc_consistency", "hier_l1_query_accuracy", "hier_l2_query_accuracy",
+                  "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure"),
+        plot=plot_levels,
+        plot_caption="hierarchy levels",
+    ))
+
+
+_register()
