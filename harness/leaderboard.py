@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.metrics import FAMILIES, MetricFamily
 from harness.results import Result
-from harness.stats import Interval, bootstrap_interval, mean_score, paired_permutation_p
+from harness.stats import Interval, bootstrap_interval, holm, mean_score, paired_bootstrap_p
 
 SIGNIFICANCE = 0.05
 RowKey = tuple[str, str, str]  # (baseline, model, config hash)
@@ -57,9 +57,10 @@ def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
 
 
 def comparisons(results: list[Result]) -> pd.DataFrame:
-    """Paired permutation tests over test queries: each row against frozen, against the baseline its method
-    declares as reference (heal -> contrastive, lbr -> llm-cl), and each ablation (a baseline named
-    differently from its method, e.g. heal-gold) against its method's own baseline."""
+    """Paired tests (two-level bootstrap over seeds and test queries, `stats.paired_bootstrap_p`): each row
+    against frozen, against the baseline its method declares as reference (heal -> contrastive, lbr -> llm-cl),
+    and each ablation (a baseline named differently from its method, e.g. heal-gold) against its method's own
+    baseline. `p_holm` is Holm-Bonferroni adjusted over every test in the table; `significant` uses it."""
     groups = _groups(results)
     rows = []
     for (task, baseline, model, config), runs in sorted(groups.items()):
@@ -75,11 +76,14 @@ def comparisons(results: list[Result]) -> pd.DataFrame:
             (_, ref_baseline, ref_model, _), ref_runs = sorted(candidates, key=lambda kv: kv[0][2] != model)[0]
             system = [r.per_query for r in runs]
             reference = [r.per_query for r in ref_runs]
-            p = paired_permutation_p(system, reference)
             rows.append({"task": task, "baseline": baseline, "model": model, "against_baseline": ref_baseline,
-                         "against_model": ref_model, "delta": mean_score(system) - mean_score(reference), "p_value": p,
-                         "significant": "yes" if p < SIGNIFICANCE else "no"})
-    return pd.DataFrame(rows)
+                         "against_model": ref_model, "seeds": f"{len(runs)} vs {len(ref_runs)}",
+                         "delta": mean_score(system) - mean_score(reference), "p_value": paired_bootstrap_p(system, reference)})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_holm"] = holm(table.p_value.tolist())
+        table["significant"] = ["yes" if p < SIGNIFICANCE else "no" for p in table.p_holm]
+    return table
 
 
 def intervals(results: list[Result]) -> dict[tuple[str, RowKey], Interval | None]:

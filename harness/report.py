@@ -24,8 +24,9 @@ from harness.results import Result, load_results
 INTRO = (
     "Main score (nDCG@10 on the test split unless a task says otherwise): mean over seeds and test queries "
     "with its 95% bootstrap interval (seeds and queries resampled), n = seeds. † = differs from `frozen` "
-    "(paired permutation test over test queries, p < 0.05). Task columns name the profile the number comes "
-    "from. Regenerate with `python -m harness table`."
+    "(paired two-level bootstrap over seeds and test queries, Holm-Bonferroni adjusted over every comparison "
+    "in the table, p < 0.05). Task columns name the profile the number comes from. Regenerate with "
+    "`python -m harness table`."
 )
 
 STYLE = """
@@ -128,7 +129,8 @@ def markdown(board: Leaderboard | None) -> str:
         return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
     parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main)]
     if not board.comparisons.empty:
-        parts += ["", "## Paired comparisons (main score, test queries, mean over seeds)", "", to_markdown(comparisons_display(board))]
+        parts += ["", "## Paired comparisons (main score; p: two-level bootstrap over seeds and test queries; "
+                  "p_holm: Holm-Bonferroni adjusted over the table)", "", to_markdown(comparisons_display(board))]
     current = None
     for task, family, table in board.sections:
         if task != current:

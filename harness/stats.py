@@ -1,8 +1,10 @@
-"""Uncertainty for the leaderboard: bootstrap intervals over seeds and queries, paired tests over queries.
+"""Uncertainty for the leaderboard: bootstrap intervals and paired tests, both over seeds and queries.
 
 Both take per-query main scores, one mapping {query id: score} per seed. Only queries present in
 every seed (and, for a paired test, in both systems) count, so systems are compared on the same
-queries.
+queries. Resampling the seeds as well as the queries makes training-seed variance part of the
+uncertainty: a difference that one lucky seed produces is not significant. `holm` corrects a
+table of p-values for multiple comparisons.
 """
 
 from __future__ import annotations
@@ -47,14 +49,40 @@ def bootstrap_interval(per_seed: list[dict[str, float]], n_resamples: int = N_RE
     return Interval(float(scores.mean()), float(low), float(high))
 
 
-def paired_permutation_p(
-    system: list[dict[str, float]], reference: list[dict[str, float]], n_resamples: int = N_RESAMPLES, seed: int = 0
+PAIRED_RESAMPLES = 20_000  # the smallest p is 2/20001 = 1e-4: room for Holm's correction over ~100 tests
+
+
+def paired_bootstrap_p(
+    system: list[dict[str, float]], reference: list[dict[str, float]], n_resamples: int = PAIRED_RESAMPLES, seed: int = 0
 ) -> float:
-    """Two-sided p-value of a paired sign-flip permutation test on per-query scores averaged over seeds."""
+    """Two-sided p-value that the mean difference is 0, from a two-level paired bootstrap.
+
+    Each resample draws each system's seeds with replacement (independently: training seeds are not
+    paired) and the shared queries with replacement (paired: both systems answer the same queries);
+    p = 2 x the share of resampled differences on the far side of 0, with the +1 correction.
+    With one seed per system it is a paired bootstrap over queries.
+    """
     shared = sorted(set.intersection(*(set(s) for s in system + reference)))
-    difference = _matrix(system, shared).mean(axis=0) - _matrix(reference, shared).mean(axis=0)
-    observed = abs(difference.mean())
+    ours, theirs = _matrix(system, shared), _matrix(reference, shared)
+    observed = ours.mean() - theirs.mean()
     rng = np.random.default_rng(seed)
-    signs = rng.choice((-1.0, 1.0), size=(n_resamples, len(difference)))
-    permuted = np.abs((signs * difference).mean(axis=1))
-    return float((np.sum(permuted >= observed - 1e-12) + 1) / (n_resamples + 1))
+    differences = []
+    for size in [1000] * (n_resamples // 1000) + [n_resamples % 1000]:  # chunks keep memory at seeds x queries x 1000
+        ours_means = ours[rng.integers(0, len(ours), (size, len(ours)))].mean(axis=1)
+        theirs_means = theirs[rng.integers(0, len(theirs), (size, len(theirs)))].mean(axis=1)
+        columns = rng.integers(0, len(shared), (size, len(shared)))
+        differences.append(np.take_along_axis(ours_means - theirs_means, columns, axis=1).mean(axis=1))
+    differences = np.concatenate(differences)
+    far_side = np.sum(differences <= 0) if observed > 0 else np.sum(differences >= 0)
+    return float(min(1.0, 2 * (far_side + 1) / (n_resamples + 1)))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone), in the input order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

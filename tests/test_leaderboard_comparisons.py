@@ -29,3 +29,33 @@ def test_ablations_are_tested_against_their_parent_and_methods_against_frozen_an
     }
     assert pairs[("heal-gold", "heal")].significant == "yes" and pairs[("heal-gold", "heal")].delta > 0.05
     assert pairs[("heal-coarse", "heal")].significant == "no"  # same shift, only noise apart
+
+
+def _per_seed(shift: float, seed_noise: list[float], n: int = 200, salt: str = "") -> list[dict[str, float]]:
+    rng = random.Random(salt)
+    base = [rng.uniform(0.2, 0.8) for _ in range(n)]
+    return [{f"q{i}": base[i] + shift + noise + rng.uniform(-0.01, 0.01) for i in range(n)} for noise in seed_noise]
+
+
+def test_paired_test_counts_seed_variance():
+    """A delta of 0.02 is clear over queries, but not when the three seeds of each side spread by +-0.05."""
+    from harness.stats import paired_bootstrap_p
+
+    steady = paired_bootstrap_p(_per_seed(0.02, [0, 0, 0], salt="a"), _per_seed(0.0, [0, 0, 0], salt="a"))
+    noisy = paired_bootstrap_p(_per_seed(0.02, [-0.05, 0.0, 0.05], salt="a"), _per_seed(0.0, [0.05, 0.0, -0.05], salt="a"))
+    assert steady < 0.01
+    assert noisy > 0.05
+
+
+def test_identical_systems_are_not_different():
+    from harness.stats import paired_bootstrap_p
+
+    same = _per_seed(0.0, [0.0], salt="b")
+    assert paired_bootstrap_p(same, same) == 1.0
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    from harness.stats import holm
+
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == [0.03, 0.06, 0.06, 0.02]
