@@ -1,9 +1,11 @@
 """Atomic writes: a reader sees the old file or the whole new one, never a part.
 
-Scratch files and folders are named `.<final name>.<writer pid>.<random>.tmp` beside their target,
-so a process killed mid-write leaves only such names behind, and `sweep` removes those whose
-writer is no longer running. `locked` serialises read-modify-write steps (the leaderboard) across
-processes sharing a folder.
+Scratch files and folders are named `.harness-scratch.<final name>.<writer pid>.<random>.tmp` beside
+their target, so a process killed mid-write leaves only such names behind, and `sweep` removes those
+whose writer is no longer running. The `.harness-scratch.` prefix keeps a user's own `.x.123.y.tmp`
+files safe; scratch left by versions before the prefix (`.<final name>.<pid>.<random>.tmp`) is no
+longer swept. `locked` serialises read-modify-write steps (the leaderboard) across processes
+sharing a folder.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-_SCRATCH = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+_SCRATCH_MARK = ".harness-scratch."
+_SCRATCH = re.compile(r"^\.harness-scratch\..+\.(\d+)\.[^.]+\.tmp$")
 
 
 def _prefix(final: Path) -> str:
-    return f".{final.name}.{os.getpid()}."
+    return f"{_SCRATCH_MARK}{final.name}.{os.getpid()}."
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -60,6 +64,17 @@ def directory(final: Path) -> Iterator[Path]:
         raise
 
 
+def discard(path: Path) -> None:
+    """Remove a file or folder at once for readers: it is first renamed to a scratch name (which
+    `sweep` cleans up should this process die), then deleted. Nothing happens if it is gone already."""
+    scratch = path.with_name(f"{_prefix(path)}{secrets.token_hex(4)}.tmp")
+    try:
+        os.rename(path, scratch)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    _remove(scratch)
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,21 +85,30 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _abandoned(path: Path) -> bool:
+    """A scratch name of the harness whose writer is another process that is no longer running."""
+    match = _SCRATCH.match(path.name)
+    return bool(match) and int(match.group(1)) != os.getpid() and not _running(int(match.group(1)))
+
+
+def _remove(path: Path) -> bool:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    try:
+        path.unlink()
+    except FileNotFoundError:  # inside a scratch folder removed a moment ago, or swept by another process
+        return False
+    return True
+
+
 def sweep(folder: Path) -> int:
-    """Remove scratch files and folders left below `folder` by writers that were killed; returns how many."""
+    """Remove the harness's scratch files and folders left below `folder` by writers that were killed;
+    returns how many. Only `.harness-scratch.*` names are touched, never other `.tmp` files."""
     if not folder.is_dir():
         return 0
-    removed = 0
-    for path in list(folder.rglob(".*.tmp")):
-        match = _SCRATCH.match(path.name)
-        if match and int(match.group(1)) != os.getpid() and not _running(int(match.group(1))):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            removed += 1
-    return removed
+    abandoned = [path for path in folder.rglob(f"{_SCRATCH_MARK}*.tmp") if _abandoned(path)]
+    return sum(_remove(path) for path in abandoned)
 
 
 @contextlib.contextmanager

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from harness import atomic
-from harness.builders.common import file_checksums, package_version, seeded_order
+from harness.builders.common import file_checksums, seeded_order
+from harness.packages import package_version
 from harness.errors import HarnessError
 from harness.paths import TASK_CARDS_DIR, data_dir
 from harness.registry import Registry, import_target
@@ -41,9 +44,39 @@ def build_key(card: TaskCard) -> str:
 
 
 def ensure_built(card: TaskCard) -> Path:
+    """The card's built BEIR folder; built now if it is missing or its files differ from build_info.json
+    (the folder is a cache, so a changed file is rebuilt rather than trusted or reported as provenance)."""
     folder = data_dir() / card.name / build_key(card)
-    if (folder / "build_info.json").exists():
+    problem = build_mismatch(folder)
+    if problem is None:
         return folder
+    if folder.exists():
+        print(f"[harness] built task folder {folder} does not match its build_info.json ({problem}); rebuilding",
+              file=sys.stderr, flush=True)
+        atomic.discard(folder)
+    _build(card, folder)
+    return folder
+
+
+def build_mismatch(folder: Path) -> str | None:
+    """Why a built folder cannot be trusted, or None when every file matches the checksums recorded at build."""
+    try:
+        recorded = dict(json.loads((folder / "build_info.json").read_text(encoding="utf-8"))["checksums"])
+    except FileNotFoundError:
+        return "no build_info.json"
+    except (ValueError, KeyError, TypeError):
+        return "unreadable build_info.json"
+    # sha256 of every file each run: 9-13 ms on healthcare, the largest built-in task (15 MB), so no stat cache
+    actual = file_checksums(folder)
+    differing = sorted(name for name in recorded.keys() | actual.keys() if recorded.get(name) != actual.get(name))
+    return ", ".join(f"{name} {_difference(name, recorded, actual)}" for name in differing) or None
+
+
+def _difference(name: str, recorded: dict[str, str], actual: dict[str, str]) -> str:
+    return "missing" if name not in actual else "unexpected" if name not in recorded else "changed"
+
+
+def _build(card: TaskCard, folder: Path) -> None:
     with atomic.directory(folder) as scratch:
         import_target(card.builder)(scratch, seed=card.split_seed, n_dev=card.n_dev, n_test=card.n_test)
         info = {
@@ -54,7 +87,6 @@ def ensure_built(card: TaskCard) -> Path:
             "checksums": file_checksums(scratch),
         }
         (scratch / "build_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return folder
 
 
 def apply_profile(task: Task, profile: Profile, seed: int = 0) -> Task:
@@ -81,11 +113,11 @@ def apply_profile(task: Task, profile: Profile, seed: int = 0) -> Task:
     return replace(task, corpus=corpus, queries=queries, qrels=qrels)
 
 
-def load_task(name: str | None = None, task_dir: Path | None = None, profile: str = "small") -> Task:
-    """A built-in or plugin task by name, or any BEIR folder (`task_dir`, no profile caps)."""
+def load_task(name: str | None = None, task_dir: Path | None = None, profile: str = "small",
+              task_name: str | None = None) -> Task:
+    """A built-in or plugin task by name, or any BEIR folder (`task_dir`, no profile caps; see `load_folder_task`)."""
     if task_dir is not None:
-        task = load_task_folder(Path(task_dir), metadata={"source": str(task_dir)})
-        return replace(task, profile="full")
+        return load_folder_task(Path(task_dir), task_name)
     card = resolve_card(name)
     folder = ensure_built(card)
     build_info = json.loads((folder / "build_info.json").read_text(encoding="utf-8"))
@@ -98,3 +130,51 @@ def load_task(name: str | None = None, task_dir: Path | None = None, profile: st
     )
     profile_name = profile if profile in card.profiles else "full"
     return replace(apply_profile(task, card.profile(profile_name)), profile=profile_name)
+
+
+# A folder task's name is one path component under --out, never `..`, `.` or empty.
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def load_folder_task(folder: Path, task_name: str | None = None) -> Task:
+    """A user's BEIR folder as a task named `task_name` (default: the resolved folder's name). Its profile is
+    `full-<first 8 hex of folder_revision>`, so the result files of an edited folder, or of another folder
+    of the same name, are other files: they are run, not skipped as done."""
+    name = check_task_name(task_name) if task_name is not None else folder_task_name(folder)
+    revision = folder_revision(folder)
+    task = load_task_folder(folder, name=name, metadata={"source": str(folder.resolve()), "revision": revision})
+    return replace(task, profile=f"full-{revision[:8]}")
+
+
+def check_task_name(name: str) -> str:
+    """`name` if it is a safe task name: a letter or digit, then letters, digits, '.', '_' or '-', and no '..'."""
+    if TASK_NAME.fullmatch(name) and ".." not in name:
+        return name
+    raise HarnessError(f"task name {name!r} must start with a letter or digit and contain only letters, digits, "
+                       "'.', '_' and '-' (no '..')")
+
+
+def folder_task_name(folder: Path) -> str:
+    """The resolved folder's name made a valid task name (`x/qrels/..` -> `x`, `.` -> the working directory's name)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(folder).resolve().name)
+    return re.sub(r"\.{2,}", ".", name).lstrip("._-") or "task"
+
+
+def folder_revision(folder: Path) -> str:
+    """sha256 (hex) over the names, sizes and bytes of corpus.jsonl, queries.jsonl and qrels/*.tsv: any edit changes it."""
+    digest = hashlib.sha256()
+    for file in [folder / "corpus.jsonl", folder / "queries.jsonl", *sorted((folder / "qrels").glob("*.tsv"))]:
+        if not file.is_file():
+            continue  # the loader reports a missing file, with its path
+        digest.update(f"{file.relative_to(folder).as_posix()}\0{file.stat().st_size}\0".encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_profile(name: str, profile: str) -> None:
+    """A profile asked for by name must exist for the task ('full' always does): a typo is an error, not the full task."""
+    known = dict.fromkeys(["full", *resolve_card(name).profiles])
+    if profile not in known:
+        raise HarnessError(f"task {name!r}: " + Registry("profile", "harness.profiles", known).unknown_message(profile))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
@@ -84,12 +86,16 @@ class CachingEncoder:
     """Reuses embeddings of the same texts by the same model: re-scoring never re-encodes.
 
     A cache entry is keyed by the model's fingerprint (its files and encode settings), the kind and
-    the exact texts, and stored as one .npy file written atomically (loaded without pickle).
+    the exact texts, and stored as a .npy file (loaded without pickle) plus a `.npy.checksum` JSON
+    sidecar with the file's size and sha256 and the array's shape and dtype, each written atomically,
+    the sidecar last. An entry is used only if it matches its sidecar and has one row per text; a
+    corrupt one is recomputed and overwritten, one without sidecar (written before checksums existed)
+    counts as a miss. `cache_use` reports how many entries were hits, misses and corrupt.
     """
 
     def __init__(self, encoder: Encoder, fingerprint: str, cache_dir: Path):
         self.encoder, self.fingerprint, self.cache_dir = encoder, fingerprint, cache_dir
-        self.hits = 0
+        self.hits = self.misses = self.corrupt = 0
 
     def _path(self, texts: Sequence[str], kind: TextKind) -> Path:
         digest = hashlib.sha256(f"{self.fingerprint}\0{kind}".encode())
@@ -99,14 +105,68 @@ class CachingEncoder:
 
     def encode(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
         path = self._path(texts, kind)
-        if path.exists():
+        vectors, problem = read_cache_entry(path, rows=len(texts))
+        if vectors is not None:
             self.hits += 1
-            return np.load(path, allow_pickle=False)
+            return vectors
+        if problem:
+            self.corrupt += 1
+            print(f"[harness] embedding cache entry {path} is corrupt ({problem}); recomputing",
+                  file=sys.stderr, flush=True)
+        else:
+            self.misses += 1
         vectors = self.encoder.encode(texts, kind)
-        buffer = io.BytesIO()
-        np.save(buffer, vectors, allow_pickle=False)
-        atomic.write_bytes(path, buffer.getvalue())
+        write_cache_entry(path, vectors)
         return vectors
+
+    def cache_use(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "corrupt": self.corrupt}
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".checksum")  # not *.json: tools read those as results when a cache sits below --out
+
+
+def write_cache_entry(path: Path, vectors: np.ndarray) -> None:
+    """The array, then its checksum: a reader never finds a sidecar that vouches for a partial array."""
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
+    data = buffer.getvalue()
+    atomic.write_bytes(path, data)
+    expected = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "shape": list(vectors.shape), "dtype": str(vectors.dtype)}
+    atomic.write_text(_sidecar(path), json.dumps(expected) + "\n")
+
+
+def read_cache_entry(path: Path, rows: int) -> tuple[np.ndarray | None, str | None]:
+    """The cached array and None, or None and why the entry is corrupt (None, None: there is no entry)."""
+    try:
+        expected = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except FileNotFoundError:  # never written, or written before entries carried a checksum
+        return None, None
+    except ValueError:
+        return None, "unreadable checksum file"
+    problem = _entry_problem(data, expected)
+    if problem:
+        return None, problem
+    vectors = np.load(io.BytesIO(data), allow_pickle=False)
+    if vectors.ndim != 2 or vectors.shape[0] != rows:  # a consistent entry for other texts: never trust it
+        return None, f"shape {vectors.shape} for {rows} texts"
+    return vectors, None
+
+
+def _entry_problem(data: bytes, expected: dict) -> str | None:
+    """The whole file is hashed, so its header (shape, dtype) is covered as well as the values."""
+    try:
+        size, digest = expected["bytes"], expected["sha256"]
+    except (TypeError, KeyError):
+        return "unreadable checksum file"
+    if len(data) != size:
+        return f"{len(data)} bytes, expected {size}"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return "checksum mismatch"
+    return None
 
 
 def settings_fingerprint(model_fingerprint: str, settings: EncodeSettings) -> str:

@@ -71,12 +71,14 @@ def test_training_is_bit_identical_for_a_seed_and_differs_across_seeds(tmp_path,
 
 def test_sweep_removes_scratch_files_of_dead_writers_only(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    (tmp_path / f".x.json.{dead}.abc123.tmp").write_text("partial")
-    (tmp_path / f".y.json.{os.getpid()}.abc123.tmp").write_text("mine, in progress")
-    (tmp_path / f".folder.{dead}.zz.tmp").mkdir()
+    (tmp_path / f".harness-scratch.x.json.{dead}.abc123.tmp").write_text("partial")
+    (tmp_path / f".harness-scratch.y.json.{os.getpid()}.abc123.tmp").write_text("mine, in progress")
+    (tmp_path / f".harness-scratch.folder.{dead}.zz.tmp").mkdir()
+    (tmp_path / f".x.json.{dead}.abc123.tmp").write_text("a user's file that only looks like scratch")
     write_text(tmp_path / "whole.json", "{}")
     assert sweep(tmp_path) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".y.json.{os.getpid()}.abc123.tmp", "whole.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".harness-scratch.y.json.{os.getpid()}.abc123.tmp", f".x.json.{dead}.abc123.tmp", "whole.json"]
 
 
 def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_task_dir, tiny_bert_dir):
