@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
+from harness.result_schema import InvalidResult, validate_result
 from harness.search import Run
 
 PACKAGES = (
@@ -88,14 +89,19 @@ RUN_FILE_DEPTH = 20  # enough for every @k <= 10 metric and the RAG proxies; kee
 
 
 def trec_run_text(run: Run, tag: str, depth: int = RUN_FILE_DEPTH) -> str:
+    """The top `depth` documents per query, ranked as pytrec_eval ranks them: score, then doc id, both descending.
+
+    Scores are written as `repr(float)`, which reads back to the same float, so the file scores exactly as the run did.
+    """
     lines = []
     for qid in sorted(run):
         ranked = sorted(run[qid].items(), key=lambda item: (item[1], item[0]), reverse=True)[:depth]
-        lines += [f"{qid} Q0 {doc} {rank} {score:.8g} {tag}" for rank, (doc, score) in enumerate(ranked, start=1)]
+        lines += [f"{qid} Q0 {doc} {rank} {float(score)!r} {tag}" for rank, (doc, score) in enumerate(ranked, start=1)]
     return "\n".join(lines) + "\n"
 
 
 def read_trec_run(path: Path) -> Run:
+    """A gzipped TREC run as {query id: {doc id: score}}; files written before full-precision scores read too."""
     run: Run = {}
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for line in handle:
@@ -115,16 +121,52 @@ def write_result(result: Result, run: Run, results_dir: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class LoadedResults:
+    results: list[Result]
+    skipped: list[tuple[Path, str]]  # result files left out, with the reason
+
+
 def load_results(results_dir: Path) -> list[Result]:
-    results = []
+    """The valid results under `results_dir`; `scan_results` also says which files were left out and why."""
+    return scan_results(results_dir).results
+
+
+def scan_results(results_dir: Path) -> LoadedResults:
+    """Every result JSON below `results_dir` that passes `validate_result` and lies at its key's path.
+
+    JSON files without `run_info` are another tool's and are passed over silently.
+    """
+    loaded = LoadedResults([], [])
+    owners: dict[ResultKey, Path] = {}
     for path in sorted(results_dir.rglob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue  # not ours; result files are written atomically so never half-written
-        if isinstance(data, dict) and "run_info" in data and "key" in data.get("run_info", {}):
-            results.append(Result.from_json(data))
-    return results
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            loaded.skipped.append((path, f"not valid JSON ({exc})"))  # results are written atomically: edited by hand
+            continue
+        if not (isinstance(data, dict) and "run_info" in data):
+            continue
+        try:
+            validate_result(data)
+            result = Result.from_json(data)
+            _check_location(result.key, path, results_dir, owners)
+        except InvalidResult as exc:
+            loaded.skipped.append((path, str(exc)))
+            continue
+        owners[result.key] = path
+        loaded.results.append(result)
+    return loaded
+
+
+def _check_location(key: ResultKey, path: Path, results_dir: Path, owners: dict[ResultKey, Path]) -> None:
+    """A copy or a renamed file would count as one more seed: only the file at the key's own path counts."""
+    expected = key.json_path(results_dir)
+    if path != expected:
+        shown = expected.name if expected.parent == path.parent else expected.relative_to(results_dir).as_posix()
+        raise InvalidResult(f"file name does not match its key (expected {shown})")
+    if key in owners:  # unreachable while names must match keys; kept so a looser name rule cannot double-count
+        raise InvalidResult(f"same key as {owners[key]}")
 
 
 def _version(distribution: str) -> str | None:

@@ -1,12 +1,20 @@
 """A retrieval task: a BEIR folder (corpus, queries, qrels per split) plus a label path per document.
 
 `load_task_folder` validates every line and raises `InputError("file:line: problem")` on the first
-problem, so a bad folder never reaches a method or a result file.
+problem, so a bad folder never reaches a method or a result file. Refused: malformed JSON or UTF-8,
+strings with lone surrogates, empty ids or ids containing whitespace (a TREC run file could not hold
+them), unknown or duplicate ids, the same (query, document) pair judged twice in one qrels file, and
+qrels scores that are not integers in QRELS_SCORE_RANGE.
+
+A dev or test query whose judgments are all <= 0 has no relevant document and could only add a zero
+to the mean: it is dropped from that split, with one warning naming the file and how many were dropped.
+Train splits keep such queries (their judged documents are still usable negatives).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -14,7 +22,10 @@ from typing import Iterator
 from harness.errors import InputError
 
 SPLITS = ("train", "dev", "test")
+EVALUATION_SPLITS = ("dev", "test")
 QRELS_HEADER = ("query-id", "corpus-id", "score")
+# pytrec_eval keeps relevance in a C int: 4294967295 silently zeroes every query, 2**62 segfaults, 2**63 raises
+QRELS_SCORE_RANGE = (-1000, 1000)
 
 
 @dataclass(frozen=True)
@@ -90,20 +101,39 @@ def _string_field(path: Path, number: int, record: dict, key: str, required: boo
         return ""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise InputError(path, number, f"`{key}` must be a string")
-    return str(value)
+    return _encodable(path, number, key, str(value))
+
+
+def _encodable(path: Path, number: int, key: str, value: str) -> str:
+    """JSON `\\ud800` escapes decode to lone surrogates that crash later, when the text is encoded."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        problem = f"`{key}` is not encodable as UTF-8 (lone surrogate {value[exc.start]!r} at character {exc.start})"
+        raise InputError(path, number, problem) from None
+    return value
+
+
+def _checked_id(path: Path, number: int, kind: str, value: str) -> str:
+    """TREC run files separate columns by whitespace, so an id with whitespace could not be read back."""
+    if not value:
+        raise InputError(path, number, f"empty {kind} id")
+    if any(character.isspace() for character in value):
+        raise InputError(path, number, f"{kind} id {value!r} contains whitespace")
+    return value
 
 
 def _read_corpus(path: Path, label_depth: int | None = None) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     for number, record in _json_records(path):
-        doc_id = _string_field(path, number, record, "_id")
-        if not doc_id:
-            raise InputError(path, number, "empty `_id`")
+        doc_id = _checked_id(path, number, "document", _string_field(path, number, record, "_id"))
         if doc_id in corpus:
             raise InputError(path, number, f"duplicate document id {doc_id!r}")
         labels = record.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
             raise InputError(path, number, "`labels` must be a list of non-empty strings (root to leaf)")
+        for label in labels:
+            _encodable(path, number, "labels", label)
         if label_depth and labels and len(labels) != label_depth:
             raise InputError(path, number, f"label path of {doc_id!r} has depth {len(labels)}, the task fixes {label_depth}")
         text = _string_field(path, number, record, "text")
@@ -119,9 +149,7 @@ def _read_corpus(path: Path, label_depth: int | None = None) -> dict[str, Docume
 def _read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     for number, record in _json_records(path):
-        query_id = _string_field(path, number, record, "_id")
-        if not query_id:
-            raise InputError(path, number, "empty `_id`")
+        query_id = _checked_id(path, number, "query", _string_field(path, number, record, "_id"))
         if query_id in queries:
             raise InputError(path, number, f"duplicate query id {query_id!r}")
         text = _string_field(path, number, record, "text")
@@ -133,8 +161,20 @@ def _read_queries(path: Path) -> dict[str, str]:
     return queries
 
 
+def _relevance(path: Path, number: int, score: str) -> int:
+    try:
+        relevance = int(score)
+    except ValueError:
+        raise InputError(path, number, f"score {score!r} is not an integer") from None
+    low, high = QRELS_SCORE_RANGE
+    if not low <= relevance <= high:
+        raise InputError(path, number, f"score {relevance} is outside {low}..{high} (pytrec_eval keeps relevance in a C int)")
+    return relevance
+
+
 def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, Document]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     rows = _lines(path)
     first = next(rows, None)
     if first is None:
@@ -147,18 +187,29 @@ def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, Document]
         if len(cells) != 3:
             raise InputError(path, number, f"expected 3 tab-separated columns, got {len(cells)}")
         query_id, doc_id, score = (c.strip() for c in cells)
-        try:
-            relevance = int(score)
-        except ValueError:
-            raise InputError(path, number, f"score {score!r} is not an integer") from None
+        query_id = _checked_id(path, number, "query", query_id)
+        doc_id = _checked_id(path, number, "document", doc_id)
+        relevance = _relevance(path, number, score)
         if query_id not in queries:
             raise InputError(path, number, f"unknown query id {query_id!r} (not in queries.jsonl)")
         if doc_id not in corpus:
             raise InputError(path, number, f"unknown document id {doc_id!r} (not in corpus.jsonl)")
+        if (query_id, doc_id) in first_line:
+            earlier = first_line[query_id, doc_id]
+            raise InputError(path, number, f"query {query_id!r} judges document {doc_id!r} twice, first at line {earlier}")
+        first_line[query_id, doc_id] = number
         qrels.setdefault(query_id, {})[doc_id] = relevance
     if not any(rel > 0 for docs in qrels.values() for rel in docs.values()):
         raise InputError(path, None, "split has no relevant (score > 0) pairs")
     return qrels
+
+
+def _without_queries_lacking_a_relevant_document(path: Path, qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Such a query scores 0 under every metric whatever the method does, so it only dilutes the mean."""
+    kept = {qid: docs for qid, docs in qrels.items() if any(rel > 0 for rel in docs.values())}
+    if dropped := len(qrels) - len(kept):
+        warnings.warn(f"{path}: dropped {dropped} queries with no relevant (score > 0) document", stacklevel=3)
+    return kept
 
 
 def load_task_folder(
@@ -178,7 +229,8 @@ def load_task_folder(
     for split in SPLITS:
         file = path / "qrels" / f"{split}.tsv"
         if file.exists() or split == "test":
-            qrels[split] = _read_qrels(file, queries, corpus)
+            judged = _read_qrels(file, queries, corpus)
+            qrels[split] = _without_queries_lacking_a_relevant_document(file, judged) if split in EVALUATION_SPLITS else judged
     return Task(
         name=name or path.name,
         corpus=corpus,

@@ -117,3 +117,77 @@ def test_labels_are_optional(tiny_task_dir):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "labels"}) + "\n" for r in rows))
     assert load_task_folder(tiny_task_dir).label_paths == {}
+
+
+@pytest.mark.parametrize("score", ["4294967295", str(2**63), "1001", "-1001"])
+def test_qrels_score_outside_the_documented_range(tiny_task_dir, score):
+    _replace_line(tiny_task_dir / "qrels" / "test.tsv", 2, f"q006\tnetwork-scan-2\t{score}")
+    error = _error(tiny_task_dir)
+    assert error.path.endswith("test.tsv") and error.line == 2 and f"score {score} is outside -1000..1000" in str(error)
+
+
+def test_qrels_score_at_the_bound_is_kept(tiny_task_dir):
+    _replace_line(tiny_task_dir / "qrels" / "test.tsv", 2, "q006\tnetwork-scan-2\t1000")
+    assert load_task_folder(tiny_task_dir).qrels["test"]["q006"] == {"network-scan-2": 1000}
+
+
+def test_same_pair_judged_twice_names_both_lines(tiny_task_dir):
+    _replace_line(tiny_task_dir / "qrels" / "test.tsv", 4, "q006\tnetwork-scan-2\t0")
+    error = _error(tiny_task_dir)
+    assert error.line == 4 and "query 'q006' judges document 'network-scan-2' twice, first at line 2" in str(error)
+
+
+def test_evaluation_query_without_relevant_document_is_dropped_with_a_warning(tiny_task_dir):
+    _replace_line(tiny_task_dir / "qrels" / "test.tsv", 2, "q006\tnetwork-scan-2\t0")
+    with pytest.warns(UserWarning, match=r"test\.tsv: dropped 1 queries with no relevant \(score > 0\) document"):
+        task = load_task_folder(tiny_task_dir)
+    assert "q006" not in task.qrels["test"] and "q006" not in task.split_queries("test")
+    assert len(task.qrels["test"]) == 11
+
+
+def test_train_query_without_relevant_document_is_kept(tiny_task_dir):
+    _replace_line(tiny_task_dir / "qrels" / "train.tsv", 2, "q000\tnetwork-scan-0\t0")
+    assert load_task_folder(tiny_task_dir).qrels["train"]["q000"] == {"network-scan-0": 0}
+
+
+def test_split_with_only_non_relevant_judgments(tiny_task_dir):
+    path = tiny_task_dir / "qrels" / "test.tsv"
+    path.write_text(path.read_text().replace("\t1\n", "\t0\n"), encoding="utf-8")
+    assert "no relevant" in str(_error(tiny_task_dir))
+
+
+@pytest.mark.parametrize(
+    ("file", "number", "line", "problem"),
+    [
+        ("corpus.jsonl", 2, json.dumps({"_id": "network-scan 1", "text": "t"}), "document id 'network-scan 1' contains whitespace"),
+        ("queries.jsonl", 3, json.dumps({"_id": "q\t002", "text": "t"}), r"query id 'q\t002' contains whitespace"),
+        ("queries.jsonl", 3, json.dumps({"_id": "q\n002", "text": "t"}), r"query id 'q\n002' contains whitespace"),
+        ("queries.jsonl", 3, json.dumps({"_id": "q\u00a0002", "text": "t"}), r"query id 'q\xa0002' contains whitespace"),
+        ("qrels/test.tsv", 2, "q 006\tnetwork-scan-2\t1", "query id 'q 006' contains whitespace"),
+        ("qrels/test.tsv", 2, "q006\tnetwork scan-2\t1", "document id 'network scan-2' contains whitespace"),
+        ("qrels/test.tsv", 2, "q006\t\t1", "empty document id"),
+        ("qrels/test.tsv", 2, "\tnetwork-scan-2\t1", "empty query id"),
+    ],
+)
+def test_ids_that_a_run_file_cannot_hold(tiny_task_dir, file, number, line, problem):
+    _replace_line(tiny_task_dir / file, number, line)
+    error = _error(tiny_task_dir)
+    assert (error.path.endswith(file), error.line, error.problem) == (True, number, problem)
+
+
+@pytest.mark.parametrize(
+    ("file", "record", "key"),
+    [
+        ("corpus.jsonl", {"_id": "network-scan-1", "title": "scan \ud800", "text": "t"}, "title"),
+        ("corpus.jsonl", {"_id": "network-scan-1", "text": "t \udfff"}, "text"),
+        ("corpus.jsonl", {"_id": "network-scan-1", "text": "t", "labels": ["network", "\ud800"]}, "labels"),
+        ("corpus.jsonl", {"_id": "network-scan-\ud800", "text": "t"}, "_id"),
+        ("queries.jsonl", {"_id": "q001", "text": "caf\ud800"}, "text"),
+        ("queries.jsonl", {"_id": "q\ud800", "text": "t"}, "_id"),
+    ],
+)
+def test_lone_surrogate_escapes_are_refused(tiny_task_dir, file, record, key):
+    _replace_line(tiny_task_dir / file, 2, json.dumps(record))  # json.dumps writes the surrogate as a `\ud800` escape
+    error = _error(tiny_task_dir)
+    assert (error.path.endswith(file), error.line) == (True, 2)
+    assert f"`{key}` is not encodable as UTF-8 (lone surrogate" in error.problem
