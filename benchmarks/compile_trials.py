@@ -54,7 +54,7 @@ def encode_trials(task) -> None:
 
 
 def train_trials(task) -> None:
-    import harness.training as training
+    import harness.methods.st_training as training
     from harness.baselines import load_baseline
     from harness.methods.base import FitContext
     from harness.methods.contrastive import Contrastive

@@ -100,17 +100,17 @@ def main() -> None:
     model_path = resolve_model_path(config.model)
     scratch = Path(tempfile.mkdtemp())
     print(f"task {task.name} ({task.profile}): {len(task.corpus)} docs, {len(task.qrels['test'])} test queries; "
-          f"max_seq_length {config.max_seq_length}, batch {config.batch_size}, {args.precision}, {args.threads} threads")
+          f"max_seq_length {config.max_seq_length}, batch {config.encode_batch_size}, {args.precision}, {args.threads} threads")
 
     best: dict[str, float] = {}
     ndcg: dict[str, float] = {}
     paths = {
-        "raw": lambda: raw_path(task, model_path, config.max_seq_length, config.batch_size, args.precision),
+        "raw": lambda: raw_path(task, model_path, config.max_seq_length, config.encode_batch_size, args.precision),
         "harness": lambda: harness_path(task, config, None),
         "full": lambda: full_run(task, Baseline("frozen", "frozen", config), scratch / "results"),
     }
     if not args.skip_mteb:
-        paths["mteb"] = lambda: mteb_path(task, model_path, config.max_seq_length, config.batch_size)
+        paths["mteb"] = lambda: mteb_path(task, model_path, config.max_seq_length, config.encode_batch_size)
     for _ in range(args.repeats):
         for name, path in paths.items():
             seconds, ndcg[name] = timed(path)

@@ -26,7 +26,7 @@ import tracemalloc
 
 import numpy as np
 
-from harness.hnmfk import HNMFkConfig, fit_hnmfk
+from harness.methods.hnmfk import HNMFkConfig, fit_hnmfk
 
 
 def synthetic_texts(n_docs: int, seed: int = 0, n_topics: int = 4, n_subtopics: int = 3) -> list[str]:

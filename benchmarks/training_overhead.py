@@ -5,7 +5,7 @@ Prints wall times and ratios for:
             SentenceTransformerTrainer + MultipleNegativesRankingLoss script on the same pairs,
             batch sampler, precision and step count; both include loading and saving the model
   step      HEAL's seconds per optimiser step against MNRL's at the same texts per step
-            (heal batch_size = 2 x contrastive batch_size: 64 rows against 32 pairs), from the
+            (heal train_batch_size = 2 x contrastive train_batch_size: 64 rows against 32 pairs), from the
             trainer's own timing with dev selection off; tokens per step are printed beside it,
             because HEAL batches hold mostly short queries and MNRL batches one document per pair
 
@@ -68,7 +68,7 @@ def raw_epoch(task, config) -> float:
             anchors.append(task.queries[qid])
             positives.append(task.corpus[did].full_text)
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(scratch / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        output_dir=str(scratch / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.train_batch_size,
         learning_rate=config.learning_rate, warmup_steps=round(config.warmup_ratio * config.max_steps),
         weight_decay=config.weight_decay, lr_scheduler_type="linear", bf16=use_bf16(config.precision, "cpu"),
         use_cpu=True, batch_sampler=BatchSamplers.NO_DUPLICATES, seed=0, data_seed=0, logging_steps=config.logging_steps,
@@ -92,7 +92,7 @@ def tokens_per_step(task, contrastive_config, heal_config, steps: int) -> tuple[
     """Mean tokens per batch: MNRL's pairs (query + document) and HEAL's sampled rows."""
     from transformers import AutoTokenizer
 
-    from harness.hierarchy_sampler import HierarchyBatchSampler
+    from harness.methods.hierarchy_sampler import HierarchyBatchSampler
     from harness.methods.heal import label_table
     from harness.models import resolve_model_path
 
@@ -104,11 +104,11 @@ def tokens_per_step(task, contrastive_config, heal_config, steps: int) -> tuple[
     pairs = task.train_pairs("train")
     pair_tokens = sum(length(q) + length(d) for q, d in pairs[:2000]) / min(len(pairs), 2000)
     table = label_table(task, heal_config)
-    sampler = HierarchyBatchSampler(list(range(len(table.texts))), heal_config.batch_size, instances=table.instances,
+    sampler = HierarchyBatchSampler(list(range(len(table.texts))), heal_config.train_batch_size, instances=table.instances,
                                     members_per_leaf=heal_config.members_per_leaf)
     batches = [batch for batch, _ in zip(sampler, range(steps))]
     heal_tokens = sum(length(table.texts[row]) for batch in batches for row in batch) / len(batches)
-    return pair_tokens * contrastive_config.batch_size, heal_tokens
+    return pair_tokens * contrastive_config.train_batch_size, heal_tokens
 
 
 def main() -> None:
@@ -130,8 +130,8 @@ def main() -> None:
     task = load_task(args.task, profile="small")
     epoch_task, pairs = subset_task(task, args.pairs)
     base = ContrastiveConfig(eval_steps=0)
-    epoch_config = dataclasses.replace(base, max_steps=math.ceil(pairs / base.batch_size))
-    print(f"task {task.name}: epoch of {pairs} pairs = {epoch_config.max_steps} steps of {base.batch_size}; "
+    epoch_config = dataclasses.replace(base, max_steps=math.ceil(pairs / base.train_batch_size))
+    print(f"task {task.name}: epoch of {pairs} pairs = {epoch_config.max_steps} steps of {base.train_batch_size}; "
           f"max_seq_length {base.max_seq_length}, precision {base.precision}, {args.threads} threads")
 
     best = {"harness": float("inf"), "raw": float("inf")}
@@ -143,7 +143,7 @@ def main() -> None:
     print(f"ratio harness/raw epoch    {best['harness'] / best['raw']:.3f}   (target <= 1.10)")
 
     step_config = dataclasses.replace(base, max_steps=args.heal_steps)
-    heal_config = HEALConfig(eval_steps=0, max_steps=args.heal_steps, batch_size=2 * base.batch_size, label_source="gold")
+    heal_config = HEALConfig(eval_steps=0, max_steps=args.heal_steps, train_batch_size=2 * base.train_batch_size, label_source="gold")
     mnrl_step = step_seconds(Contrastive(), task, step_config)
     heal_step = step_seconds(HEAL(), task, heal_config)
     mnrl_tokens, heal_tokens = tokens_per_step(task, step_config, heal_config, args.heal_steps)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import atomic
-from harness.builders.common import package_dir, package_version
+from harness.packages import package_dir, package_version
 from harness.device import autocast
 from harness.encoders import TextKind
 from harness.errors import HarnessError
@@ -78,7 +78,12 @@ def load_causal_lm(spec: str, device: str = "cpu", dtype: torch.dtype = torch.fl
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True, attn_implementation="sdpa")
+    # safetensors only: a .bin checkpoint would be unpickled (the packaged GGUF is converted to safetensors)
+    if not any(folder.glob("*.safetensors")):
+        raise HarnessError(f"causal LM folder {folder} has no *.safetensors weights; .bin checkpoints are refused "
+                           "because loading them runs pickle")
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True, attn_implementation="sdpa",
+                                                 use_safetensors=True)
     return model.to(device).eval(), tokenizer
 
 

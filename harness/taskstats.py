@@ -16,9 +16,3 @@ def task_statistics(task: Task) -> dict[str, object]:
         stats[f"{split}_qrels"] = sum(len(docs) for docs in pairs.values())
     stats["depth"] = "/".join(f"{d}:{n}" for d, n in sorted(depths.items()))
     return stats
-
-
-def labels_per_level(task: Task) -> list[int]:
-    """Distinct labels at each level (a label is identified by its path prefix)."""
-    depth = max((len(doc.labels) for doc in task.corpus.values()), default=0)
-    return [len({doc.labels[: level + 1] for doc in task.corpus.values() if len(doc.labels) > level}) for level in range(depth)]

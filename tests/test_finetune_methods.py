@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from harness.baselines import load_baseline
 from harness.errors import HarnessError
-from harness.hnmfk import Hierarchy
+from harness.methods.hnmfk import Hierarchy
 from harness.metrics.retrieval import retrieval_scores
 from harness.methods import heal as heal_method
 from harness.methods.base import FitContext
@@ -20,8 +21,8 @@ from harness.methods.heal import HEAL, label_table
 from harness.runner import RunSettings, run_one
 from harness.search import exact_search
 from harness.task import load_task_folder
-from harness import training
-from harness.training import DevSelection, TrainConfig, lora_targets
+from harness.methods.selection import DevSelection
+from harness.methods.st_training import lora_targets
 
 # lenient hnmfk settings, so that the 18 tiny documents split at all
 TINY_HNMFK = {"noise": 0.05, "min_df": 1, "max_df": 0.9, "min_cluster_size": 4, "k_max": 3, "n_perturbations": 6,
@@ -35,7 +36,7 @@ def one_thread_and_private_runs(monkeypatch, tmp_path):
 
 
 def tiny_overrides(tiny_bert_dir: Path, **extra) -> dict:
-    return {"model": str(tiny_bert_dir), "max_steps": 4, "batch_size": 12, "eval_steps": 2, "logging_steps": 1,
+    return {"model": str(tiny_bert_dir), "max_steps": 4, "train_batch_size": 12, "eval_steps": 2, "logging_steps": 1,
             "precision": "fp32", "max_seq_length": 48, "encode_batch_size": 16, **extra}
 
 
@@ -80,11 +81,11 @@ def test_contrastive_trains_saves_and_reloads_to_the_scores_the_runner_wrote(tin
     assert reloaded_test_ndcg(info["model_path"], tiny_task_dir) == pytest.approx(score, abs=1e-5)
 
 
-def test_dev_selection_restores_the_weights_of_the_best_dev_step(tiny_task_dir, monkeypatch):
+def test_dev_selection_restores_the_weights_of_the_best_dev_step(tiny_task_dir):
     dev_ndcg = iter([0.2, 0.5, 0.4])
-    monkeypatch.setattr(training, "dev_scores", lambda *args: {"ndcg_at_10": next(dev_ndcg), "mrr_at_10": 0.0, "recall_at_10": 0.0})
     model = torch.nn.Linear(2, 2)
-    selection = DevSelection(model, load_task_folder(tiny_task_dir), TrainConfig(eval_steps=1), "cpu")
+    score = lambda: {"ndcg_at_10": next(dev_ndcg), "mrr_at_10": 0.0, "recall_at_10": 0.0}  # noqa: E731
+    selection = DevSelection(model, score, load_task_folder(tiny_task_dir), eval_steps=1)
     for step in range(3):
         with torch.no_grad():
             model.weight.fill_(float(step))
@@ -92,6 +93,7 @@ def test_dev_selection_restores_the_weights_of_the_best_dev_step(tiny_task_dir, 
     selection.restore_best()
     assert selection.best_step == 1 and torch.equal(model.weight, torch.ones(2, 2))
     assert [point["ndcg_at_10"] for point in selection.curve] == [0.2, 0.5, 0.4]
+    assert selection.info(steps=2)["selected_step"] == 1
 
 
 def test_hard_negatives_are_the_best_bm25_documents_that_are_not_relevant(tiny_task_dir):
@@ -218,3 +220,21 @@ def test_compiled_encoding_matches_eager(tiny_bert_dir):
     assert getattr(model[0].model, "_harness_compiled", False)
     np.testing.assert_allclose(compiled.encode(texts, "document"), eager.encode(texts, "document"), atol=1e-5)
     assert counters["stats"]["unique_graphs"] >= 1  # inductor ran: not a silent eager fallback
+
+
+@pytest.mark.parametrize(
+    ("name", "cost", "reference", "slug"),
+    [("bm25", 0, None, "lexical"), ("frozen", 0, None, "minilm"), ("contrastive", 200 * 32, None, "minilm"),
+     ("heal", 200 * 64, "contrastive", "minilm"), ("llm-cl", 64 * 8, None, "smollm2"), ("lbr", 64 * 4 + 64 * 8, "llm-cl", "smollm2")],
+)
+def test_every_config_declares_its_cost_reference_and_model_slug(name, cost, reference, slug):
+    baseline = load_baseline(name)
+    assert (baseline.expected_cost, baseline.reference, baseline.model_slug) == (cost, reference, slug)
+
+
+@pytest.mark.parametrize("name", ["contrastive", "lora", "heal", "llm-cl", "lbr"])
+def test_trained_methods_reject_a_task_without_train_qrels_in_their_config_check(name, tiny_task_dir):
+    task = load_task_folder(tiny_task_dir)
+    without_train = dataclasses.replace(task, qrels={k: v for k, v in task.qrels.items() if k != "train"})
+    with pytest.raises(HarnessError, match="no train qrels"):
+        load_baseline(name).config.check(without_train)

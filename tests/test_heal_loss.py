@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 import torch
 
-from harness.heal_loss import HEALLoss, heal_loss, level_weights
-from harness.hierarchy_sampler import HierarchyBatchSampler, Instance
+from harness.methods.heal_loss import HEALLoss, heal_loss, level_weights
+from harness.methods.hierarchy_sampler import HierarchyBatchSampler, Instance
 
 
 def supcon_reference(z: torch.Tensor, labels: list[int], tau: float) -> float:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from harness import hnmfk
+from harness.methods import hnmfk
 from harness.errors import HarnessError
-from harness.hnmfk import HNMFkConfig, cache_key, cached_hnmfk, fit_hnmfk, fit_hnmfk_matrix
+from harness.methods.hnmfk import HNMFkConfig, cache_key, cached_hnmfk, fit_hnmfk, fit_hnmfk_matrix
 
 QUICK = HNMFkConfig(k_max=4, n_perturbations=4, max_depth=1)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.baselines import Baseline
-from harness.lbr_model import (
+from harness.methods.lbr_model import (
     BOTTLENECK,
     IGNORE,
     PAD,
@@ -196,8 +196,8 @@ def test_stage1_continuation_cuts_with_enough_tokens_on_both_sides():
 
 
 def tiny_lbr_config(model: Path, **changes) -> LBRConfig:
-    settings = dict(model=str(model), k=K, stage1_steps=4, stage2_steps=4, stage1_batch_size=4, stage2_batch_size=6,
-                    stage1_lr=1e-3, stage2_lr=1e-3, max_text_length=24, max_target_length=12, max_query_length=16,
+    settings = dict(model=str(model), k=K, stage1_steps=4, max_steps=4, stage1_batch_size=4, train_batch_size=6,
+                    stage1_lr=1e-3, learning_rate=1e-3, max_text_length=24, max_target_length=12, max_query_length=16,
                     max_document_length=24, refine_corpus_batch_size=2, lora_rank=4, precision="fp32")
     return LBRConfig(**{**settings, **changes})
 
@@ -214,8 +214,9 @@ def test_lbr_runs_end_to_end_through_the_runner(baseline, tiny_llama_dir, tiny_t
     assert 0.0 <= result["scores"]["test"][0]["ndcg_at_10"] <= 1.0
     info = result["train_info"]
     assert info["train_pairs"] == 30 and info["corpus_texts"] == 18
-    assert info["stage1_steps"] == 4 and len(info["stage1_gen_curve"]) == 4 and len(info["stage1_ntp_curve"]) == 4
-    assert info["stage2_steps"] == 4 and len(info["stage2_contrastive_curve"]) == 4 and len(info["stage2_refine_curve"]) == 4
+    assert info["stage1_steps"] == 4 and [set(entry) for entry in info["stage1_loss_log"]] == [{"step", "loss", "gen", "ntp"}] * 4
+    assert info["steps"] == 4 and [set(entry) for entry in info["loss_log"]] == [{"step", "loss", "contrastive", "refine"}] * 4
+    assert info["selected_step"] == 4  # eval_steps = 0: no selection
     adapter = Path(info["adapter"])
     assert (adapter / "adapter_config.json").exists()
     assert torch.load(adapter / "bottleneck.pt").shape == (K, 32)
@@ -229,5 +230,17 @@ def test_lbr_without_generative_refinement_trains_stage2_on_the_contrastive_loss
     written = run_one(task, Baseline("lbr", "lbr", config), 0, RunSettings(results_dir=tmp_path / "results", show_progress=False))
 
     info = json.loads(written.read_text())["train_info"]
-    assert info["stage2_loss_curve"] == info["stage2_contrastive_curve"]
-    assert "stage2_refine_curve" not in info and "stage1_ntp_curve" not in info
+    assert all(entry["loss"] == entry["contrastive"] and "refine" not in entry for entry in info["loss_log"])
+    assert "ntp" not in info["stage1_loss_log"][0]
+
+
+def test_lbr_selects_its_stage2_step_on_dev_starting_from_the_stage1_model(tiny_llama_dir, tiny_task_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path / "runs"))
+    config = tiny_lbr_config(tiny_llama_dir, eval_steps=2)
+    task = load_task_folder(tiny_task_dir)
+
+    written = run_one(task, Baseline("lbr", "lbr", config), 0, RunSettings(results_dir=tmp_path / "results", show_progress=False))
+
+    info = json.loads(written.read_text())["train_info"]
+    assert [point["step"] for point in info["dev_curve"]] == [0, 2, 4]
+    assert info["selected_step"] == max(info["dev_curve"], key=lambda point: point["ndcg_at_10"])["step"]

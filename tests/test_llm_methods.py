@@ -12,19 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from harness.baselines import Baseline, load_baseline
+from harness.config_fields import hashed_fields
 from harness.errors import HarnessError
 from harness.llm import causal_lm_dir, load_causal_lm
 from harness.methods.base import FitContext
-from harness.methods.llm import (
-    DuplicateFreeBatches,
-    LLMContrastiveConfig,
-    LLMFrozen,
-    LLMFrozenConfig,
-    Schedule,
-    false_negatives,
-    info_nce,
-    positives_by_query,
-)
+from harness.methods.causal_training import Schedule
+from harness.methods.in_batch import DuplicateFreeBatches, false_negatives, info_nce, positives_by_query
+from harness.methods.llm_embedders import LLMContrastiveConfig, LLMFrozen, LLMFrozenConfig
 from harness.paths import BASELINES_DIR
 from harness.runner import RunSettings, run_one
 from harness.task import load_task_folder
@@ -63,8 +57,8 @@ def test_causal_lm_dir_rejects_a_folder_without_config_and_an_unknown_name(tmp_p
 def test_llm_frozen_rows_are_unit_float32_and_do_not_depend_on_batching(pooling, tiny_llama_dir, tmp_path):
     texts = ["port probe scan", "email lure link attachment phish", "worm", "the adversary may use a dropper"]
 
-    one_by_one = frozen_encoder(tiny_llama_dir, tmp_path, pooling=pooling, batch_size=1).encode(texts, "document")
-    batched = frozen_encoder(tiny_llama_dir, tmp_path, pooling=pooling, batch_size=4).encode(texts, "document")
+    one_by_one = frozen_encoder(tiny_llama_dir, tmp_path, pooling=pooling, encode_batch_size=1).encode(texts, "document")
+    batched = frozen_encoder(tiny_llama_dir, tmp_path, pooling=pooling, encode_batch_size=4).encode(texts, "document")
 
     assert batched.dtype == np.float32 and batched.shape == (4, 32)
     assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
@@ -146,19 +140,45 @@ def test_llm_frozen_runs_end_to_end_through_the_runner(tiny_llama_dir, tiny_task
     assert result["run_info"]["n_queries"] == 12 and 0.0 < result["scores"]["test"][0]["ndcg_at_10"] <= 1.0
 
 
+def run_llm_cl(tiny_llama_dir: Path, tiny_task_dir: Path, tmp_path: Path, **changes) -> dict:
+    config = LLMContrastiveConfig(model=str(tiny_llama_dir), max_steps=30, train_batch_size=6, learning_rate=1e-3, lora_rank=4,
+                                  precision="fp32", **changes)
+    task = load_task_folder(tiny_task_dir)
+    written = run_one(task, Baseline("llm-cl", "llm-cl", config), 0, RunSettings(results_dir=tmp_path / "results", show_progress=False))
+    return json.loads(written.read_text())
+
+
 def test_llm_cl_runs_through_the_runner_lowers_its_loss_and_saves_its_adapter(tiny_llama_dir, tiny_task_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path / "runs"))
-    config = LLMContrastiveConfig(model=str(tiny_llama_dir), steps=30, train_batch_size=6, lr=1e-3, lora_rank=4, precision="fp32")
-    task = load_task_folder(tiny_task_dir)
 
-    written = run_one(task, Baseline("llm-cl", "llm-cl", config), 0, RunSettings(results_dir=tmp_path / "results", show_progress=False))
+    result = run_llm_cl(tiny_llama_dir, tiny_task_dir, tmp_path)
 
-    result = json.loads(written.read_text())
     info = result["train_info"]
     assert result["run_info"]["method"] == "llm-cl" and 0.0 < result["scores"]["test"][0]["ndcg_at_10"] <= 1.0
-    assert info["steps"] == 30 and info["train_pairs"] == 30 and len(info["loss_curve"]) == 10
-    assert info["loss_curve"][-1] < info["loss_curve"][0] / 2
+    assert info["steps"] == 30 and info["train_pairs"] == 30
+    assert [entry["step"] for entry in info["loss_log"]] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+    assert info["loss_log"][-1]["loss"] < info["loss_log"][0]["loss"] / 2
+    assert info["selected_step"] == 30 and info["dev_curve"] == []  # eval_steps = 0: no selection, the last step
     assert (Path(info["adapter"]) / "adapter_model.safetensors").exists()
+
+
+def test_llm_cl_selects_the_dev_best_step_like_the_sentence_transformers_methods(tiny_llama_dir, tiny_task_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path / "runs"))
+
+    info = run_llm_cl(tiny_llama_dir, tiny_task_dir, tmp_path, eval_steps=10)["train_info"]
+
+    assert [point["step"] for point in info["dev_curve"]] == [0, 10, 20, 30]
+    best = max(info["dev_curve"], key=lambda point: point["ndcg_at_10"])  # first of equals, as selection keeps it
+    assert info["selected_step"] == best["step"] and info["dev_eval_seconds"] > 0
+
+
+def test_llm_configs_keep_the_hash_of_their_old_field_names():
+    config = LLMContrastiveConfig(max_steps=64, learning_rate=2e-4, encode_batch_size=32)
+
+    hashed = hashed_fields(config)
+    assert {hashed["steps"], hashed["lr"], hashed["batch_size"]} == {64, 2e-4, 32}
+    assert not {"max_steps", "learning_rate", "encode_batch_size", "eval_steps", "dev_max_queries"} & set(hashed)
+    assert "lora_targets" in hashed and hashed_fields(LLMContrastiveConfig(eval_steps=32))["eval_steps"] == 32
 
 
 @pytest.mark.parametrize("name", ["llm-frozen", "llm-cl", "lbr", "lbr-nomask", "llm-frozen-gpu", "llm-cl-gpu", "lbr-gpu", "lbr-nomask-gpu"])

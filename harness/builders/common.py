@@ -6,7 +6,6 @@ import hashlib
 import html
 import json
 import re
-from importlib import metadata, util
 from pathlib import Path
 from typing import Iterable
 
@@ -46,21 +45,6 @@ def split_ids(ids: Iterable[str], seed: int, n_dev: int, n_test: int) -> dict[st
         "dev": sorted(order[n_test : n_test + n_dev]),
         "train": sorted(order[n_test + n_dev :]),
     }
-
-
-def package_dir(module: str) -> Path:
-    """The folder of an installed package, found without importing it."""
-    spec = util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise HarnessError(f"package `{module}` is not installed: pip install it (see README set-up)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def package_version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        raise HarnessError(f"package `{distribution}` is not installed: pip install it (see README set-up)") from None
 
 
 def _jsonl(records: Iterable[dict]) -> str:

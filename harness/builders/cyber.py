@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
+from harness.builders.common import clean_text, stable_id, write_split_task
+from harness.packages import package_dir
 
 BUNDLE = "data/v15/enterprise-attack.json"
 MIN_DOC_WORDS = 10

@@ -20,7 +20,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
+from harness.builders.common import clean_text, stable_id, write_split_task
+from harness.packages import package_dir
 
 CATALOG = "database_v49/cwec_v4.14.xml"
 RESEARCH_VIEW = "1000"

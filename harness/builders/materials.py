@@ -35,7 +35,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from harness.builders.common import clean_text, package_dir, stable_id, write_split_task
+from harness.builders.common import clean_text, stable_id, write_split_task
+from harness.packages import package_dir
 
 ABINIT_DATABASE = "abio/abivar_database"
 CIF_DICTIONARIES = (  # (module file, variable, dictionary label)

@@ -7,17 +7,20 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from harness.methods.base import FitContext, Fitted
+from harness.methods.base import FitContext, Fitted, MethodConfig
 from harness.search import Run
 from harness.task import Task
 
 
 @dataclass(frozen=True)
-class BM25Config:
+class BM25Config(MethodConfig):
     k1: float = 1.5
     b: float = 0.75
     variant: str = "lucene"  # bm25s method: lucene | robertson | atire | bm25l | bm25+
     stopwords: str = "en"
+
+    def model_slug(self) -> str:
+        return "lexical"
 
 
 class BM25Searcher:
@@ -44,4 +47,5 @@ class BM25:
     Config = BM25Config
 
     def fit(self, task: Task, config: BM25Config, context: FitContext) -> Fitted:
+        config.check(task)
         return Fitted(BM25Searcher(task, config, context.show_progress), {"trained": False})

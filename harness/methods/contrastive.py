@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.methods.base import FitContext, Fitted
+from harness.methods.base import FitContext, Fitted, require_train_split
+from harness.methods.st_training import TrainConfig, finish, load_base_model, train
 from harness.task import Task
-from harness.training import TrainConfig, finish, load_base_model, require_train_split, train
 
 LOSSES = ("mnrl", "cached_mnrl")
 
@@ -31,6 +31,11 @@ class ContrastiveConfig(TrainConfig):
     mini_batch_size: int = 32  # cached_mnrl: texts per forward pass
     hard_negatives: int = 0  # BM25-mined negatives per pair; 0 = in-batch negatives only
     hard_negative_skip: int = 0  # BM25 ranks skipped before mining
+
+    def check(self, task: Task) -> None:
+        require_train_split(task, "contrastive training")
+        if self.loss not in LOSSES:
+            raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
 
 
 def mine_hard_negatives(task: Task, count: int, skip: int) -> dict[str, list[str]]:
@@ -79,7 +84,7 @@ def ranking_loss(model, config: ContrastiveConfig):
         return MultipleNegativesRankingLoss(model, scale=config.scale)
     if config.loss == "cached_mnrl":
         return CachedMultipleNegativesRankingLoss(model, scale=config.scale, mini_batch_size=config.mini_batch_size)
-    raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+    raise ValueError(f"unknown loss {config.loss!r}")  # ContrastiveConfig.check rejects it first
 
 
 class Contrastive:
@@ -93,9 +98,7 @@ class Contrastive:
     def fit(self, task: Task, config: ContrastiveConfig, context: FitContext) -> Fitted:
         from sentence_transformers.base.sampler import BatchSamplers
 
-        require_train_split(task)
-        if config.loss not in LOSSES:
-            raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+        config.check(task)
         model = load_base_model(config, context.device)
         adapted = self.prepare(model, config)
         dataset = pairs_dataset(task, config)

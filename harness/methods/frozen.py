@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.config_fields import added_later
+from harness.config_fields import added_later, stored_as
 from harness.encoders import (
     CachingEncoder,
     EncodeSettings,
@@ -12,16 +12,16 @@ from harness.encoders import (
     load_sentence_transformer,
     settings_fingerprint,
 )
-from harness.methods.base import FitContext, Fitted
+from harness.methods.base import FitContext, Fitted, MethodConfig
 from harness.models import model_fingerprint, resolve_model_path
 from harness.task import Task
 
 
 @dataclass(frozen=True)
-class FrozenConfig:
+class FrozenConfig(MethodConfig):
     model: str = "minilm"  # alias of a packaged model or a local folder
     max_seq_length: int = 256
-    batch_size: int = 64
+    encode_batch_size: int = stored_as("batch_size", 64)  # texts per encoding batch
     precision: str = "auto"  # auto (bf16 where supported) | fp32 | bf16
     query_prefix: str = ""
     document_prefix: str = ""
@@ -29,7 +29,7 @@ class FrozenConfig:
 
     def encode_settings(self, show_progress: bool = True) -> EncodeSettings:
         return EncodeSettings(
-            batch_size=self.batch_size,
+            batch_size=self.encode_batch_size,
             max_seq_length=self.max_seq_length,
             precision=self.precision,
             query_prefix=self.query_prefix,
@@ -44,6 +44,7 @@ class Frozen:
     Config = FrozenConfig
 
     def fit(self, task: Task, config: FrozenConfig, context: FitContext) -> Fitted:
+        config.check(task)
         path = resolve_model_path(config.model)
         settings = config.encode_settings(context.show_progress)
         encoder = SentenceTransformerEncoder(load_sentence_transformer(path, context.device), settings, context.device)

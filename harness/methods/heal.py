@@ -2,18 +2,18 @@
 
 Training items are every corpus document (its label path) and every train query (the path of
 its most relevant document, ties broken by document id), trained jointly as the paper trains
-documents with its generated questions. The loss (`harness.heal_loss`) is a level-wise
+documents with its generated questions. The loss (`harness.methods.heal_loss`) is a level-wise
 supervised contrastive loss over the label levels plus, with `instance_level` (default on), the
 document itself as the finest level, so a query and its document are mutual positives. Batches
-come from `harness.hierarchy_sampler` (at least `members_per_leaf` items per leaf).
+come from `harness.methods.hierarchy_sampler` (at least `members_per_leaf` items per leaf).
 
 Where the labels come from (`label_source`):
-* "hnmfk" (default, the paper's way): `harness.hnmfk` on the corpus's TF-IDF, cached under
+* "hnmfk" (default, the paper's way): `harness.methods.hnmfk` on the corpus's TF-IDF, cached under
   runs/hnmfk; its seed is fixed, so every training seed sees the same hierarchy;
 * "gold": the task's curated paths (`Document.labels`), an ablation of the clustering step.
 `fuzzy = true` weights positives by HNMFk's soft memberships (hnmfk only). `finetune = "lora"`
 trains a LoRA adapter (the `lora_*` keys) instead of all weights. The other knobs are
-documented in `harness.heal_loss`.
+documented in `harness.methods.heal_loss`.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
-from harness.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights
-from harness.hnmfk import HNMFkConfig, cached_hnmfk
-from harness.hierarchy_sampler import HierarchyBatchSampler, Instance, check_members_per_leaf
-from harness.methods.base import FitContext, Fitted
+from harness.methods.base import FitContext, Fitted, require_train_split
+from harness.methods.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights
+from harness.methods.hierarchy_sampler import HierarchyBatchSampler, Instance, check_members_per_leaf
+from harness.methods.hnmfk import HNMFkConfig, cached_hnmfk
+from harness.methods.st_training import LoraFields, TrainConfig, add_lora, finish, load_base_model, train
 from harness.paths import runs_dir
 from harness.task import Task
-from harness.training import LoraFields, TrainConfig, add_lora, finish, load_base_model, require_train_split, train
 
 LABEL_SOURCES = ("hnmfk", "gold")
 FINETUNES = ("full", "lora")
@@ -40,6 +40,7 @@ FINETUNES = ("full", "lora")
 
 @dataclass(frozen=True)
 class HEALConfig(LoraFields, TrainConfig):
+    reference = "contrastive"  # a class attribute, not a field: heal rows are compared with contrastive
     learning_rate: float = 1e-4  # chosen on cyber dev over 5e-5
     label_source: str = "hnmfk"  # hnmfk | gold
     lambda_schedule: str = "finer"  # finer (2^((l+1)/D)) | uniform | coarser (decay^l)
@@ -51,7 +52,25 @@ class HEALConfig(LoraFields, TrainConfig):
     members_per_leaf: int = 4  # items of one leaf drawn together into a batch
     finetune: str = "full"  # full | lora
     length_buckets: int = 4  # forward passes per batch over rows sorted by length (speed only; 1 = one pass)
-    hnmfk: dict = field(default_factory=dict)  # overrides of harness.hnmfk.HNMFkConfig fields
+    hnmfk: dict = field(default_factory=dict)  # overrides of harness.methods.hnmfk.HNMFkConfig fields
+
+    def check(self, task: Task) -> None:
+        require_train_split(task, "heal")
+        choices = {"label_source": LABEL_SOURCES, "lambda_schedule": SCHEDULES, "positives": POSITIVES, "finetune": FINETUNES}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise HarnessError(f"heal {key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if self.fuzzy and self.label_source != "hnmfk":
+            raise HarnessError("heal fuzzy = true needs label_source = \"hnmfk\": gold paths carry no soft memberships")
+        if self.tau <= 0:
+            raise HarnessError(f"heal tau must be positive, got {self.tau}")
+        try:
+            check_members_per_leaf(self.members_per_leaf, self.train_batch_size)
+        except ValueError as exc:
+            raise HarnessError(f"heal {exc}") from None
+        unknown = sorted(set(self.hnmfk) - {f.name for f in dataclasses.fields(HNMFkConfig)})
+        if unknown:
+            raise HarnessError(f"heal hnmfk keys {unknown} are not HNMFk settings (known: {', '.join(f.name for f in dataclasses.fields(HNMFkConfig))})")
 
 
 @dataclass(frozen=True)
@@ -64,24 +83,6 @@ class LabelTable:
     memberships: list[torch.Tensor | None] | None
     instances: list[Instance]
     info: dict
-
-
-def check_config(config: HEALConfig) -> None:
-    choices = {"label_source": LABEL_SOURCES, "lambda_schedule": SCHEDULES, "positives": POSITIVES, "finetune": FINETUNES}
-    for key, allowed in choices.items():
-        if getattr(config, key) not in allowed:
-            raise HarnessError(f"heal {key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
-    if config.fuzzy and config.label_source != "hnmfk":
-        raise HarnessError("heal fuzzy = true needs label_source = \"hnmfk\": gold paths carry no soft memberships")
-    if config.tau <= 0:
-        raise HarnessError(f"heal tau must be positive, got {config.tau}")
-    try:
-        check_members_per_leaf(config.members_per_leaf, config.batch_size)
-    except ValueError as exc:
-        raise HarnessError(f"heal {exc}") from None
-    unknown = sorted(set(config.hnmfk) - {f.name for f in dataclasses.fields(HNMFkConfig)})
-    if unknown:
-        raise HarnessError(f"heal hnmfk keys {unknown} are not HNMFk settings (known: {', '.join(f.name for f in dataclasses.fields(HNMFkConfig))})")
 
 
 def document_labels(task: Task, config: HEALConfig, doc_ids: list[str]):
@@ -160,8 +161,7 @@ class HEAL:
     def fit(self, task: Task, config: HEALConfig, context: FitContext) -> Fitted:
         from datasets import Dataset
 
-        require_train_split(task)
-        check_config(config)
+        config.check(task)
         table = label_table(task, config)
         model = load_base_model(config, context.device)
         adapted = {"finetune": config.finetune}

@@ -33,7 +33,7 @@ class Instance:
 
 def check_members_per_leaf(members_per_leaf: int, batch_size: int) -> None:
     if members_per_leaf < 2 or 2 * members_per_leaf + 1 > batch_size:
-        raise ValueError(f"members_per_leaf must be at least 2 and at most (batch_size - 1) / 2, got {members_per_leaf} with batch size {batch_size}")
+        raise ValueError(f"members_per_leaf must be at least 2 and at most (train_batch_size - 1) / 2, got {members_per_leaf} with train_batch_size {batch_size}")
 
 
 class HierarchyBatchSampler(DefaultBatchSampler):

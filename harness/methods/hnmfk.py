@@ -11,16 +11,14 @@ memberships are its W row, regressed on the consensus topics and normalised to s
 to the argmax child, and each child is split again until `max_depth` levels, fewer than
 `min_cluster_size` documents, or k = 1.
 
-Choices where the paper and T-ELF leave room (knobs of `HNMFkConfig` where they matter). Evidence
-below is from `fit_hnmfk` on generated corpora (4 topics x 3 subtopics at 500/1000/2000 documents;
-3 x 3 x 30 documents; 120 documents of uniformly random words):
+Longer than most modules (~370 lines) because it is one algorithm with its cache: splitting the
+stability test from the recursion would only pass their shared state around.
+
+Choices where the paper and T-ELF leave room (knobs of `HNMFkConfig` where they matter; the trials
+behind them are in BENCHMARKS.md, "HNMFk starts and noise"):
 - `init="nndsvdar"` (NNDSVD with its zeros filled by small random values) and `noise=0.3`, where
-  T-ELF uses plain NNDSVD and noise 0.015 to 0.025. With near-deterministic starts and small noise
-  every run lands in one basin, so over-specified ranks look stable: nndsvdar with noise 0.03 chose
-  k = 5 or 6 for 4 topics, and k = 3 for the random-word corpus. Fully random starts fix that but
-  fall into bad local minima often enough that the true k = 4 fails the threshold at 1000 and 2000
-  documents (worst silhouette 0.71). nndsvdar with noise 0.3 chose 4 at every size, 3 and 3 x 3
-  on the planted tree, k = 1 for its structureless 30-document leaves and for the random corpus.
+  T-ELF uses plain NNDSVD and noise 0.015 to 0.025: with near-deterministic starts and small noise
+  every run lands in one basin, so over-specified ranks look stable.
 - no k >= 2 passing means k = 1, a leaf (T-ELF with 1 among its candidates; it never lowers the
   threshold below the perfect silhouette of k = 1).
 - a split that leaves every document in one cluster counts as k = 1 (T-ELF's one-cluster stop).

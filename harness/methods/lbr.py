@@ -1,10 +1,10 @@
-"""`lbr`: Learn Before Represent (arXiv 2601.11124), as reconstructed in shared/research/lbr.md.
+"""`lbr`: Learn Before Represent (arXiv 2601.11124), as reconstructed in the project's research notes (lbr.md).
 
 Only the paper's abstract was readable, so the mechanism below follows the closest published methods
 (gist-token masks, AutoRegEmbed, LLM2Comp, LLaRA, GritLM); every choice the paper would settle is a knob.
 
 Stage 1, information-bottleneck-constrained generative learning, on the task's own corpus texts (no
-queries, no qrels): `text <B_1..B_k> target EOS` with the bottleneck mask of `harness.lbr_model`;
+queries, no qrels): `text <B_1..B_k> target EOS` with the bottleneck mask of `harness.methods.lbr_model`;
 loss L_gen + alpha * L_ntp. The target is, per document, a reconstruction of the text (share
 `reconstruction_share`) or its continuation after a cut drawn uniformly with at least
 `MIN_CONTINUATION_PART` tokens on each side (LLM2Comp's rule); documents too short to cut are
@@ -16,43 +16,48 @@ bottleneck tokens' final states (`pooling = "last"`: the last one). InfoNCE over
 of train pairs plus `lambda_gen` times a generative term: generating the positive document from the
 query's bottleneck (read from the same forward pass that embeds the query) and, when
 `refine_corpus_batch_size > 0`, the stage-1 loss on a fresh corpus batch against forgetting.
-`lambda_gen = 0` gives reading (iii) of lbr.md §4.2 (plain InfoNCE on the stage-1 bottleneck).
+`lambda_gen = 0` gives reading (iii) of the research notes (plain InfoNCE on the stage-1 bottleneck).
 
 Both stages train the same LoRA adapter and the k bottleneck vectors; the base weights stay frozen.
+Stage 2 is the contrastive stage every causal-LM method shares (`harness.methods.causal_training`):
+it uses the shared vocabulary (`max_steps`, `train_batch_size`, `learning_rate`, hashed under their
+old names `stage2_steps`, `stage2_batch_size`, `stage2_lr`), the dev-set selection (`eval_steps`; step 0
+is the model after stage 1) and the unprefixed `train_info` keys; stage 1 keeps its `stage1_*` knobs
+and reports under `stage1_*` keys.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 
+from harness.config_fields import stored_as
 from harness.errors import HarnessError
-from harness.lbr_model import BottleneckLM, lay_out
-from harness.llm import POOLINGS, RowEncoder, TextFormat, load_causal_lm
-from harness.methods.base import FitContext, Fitted
-from harness.methods.llm import (
-    DuplicateFreeBatches,
+from harness.llm import RowEncoder, TextFormat, load_causal_lm
+from harness.methods.base import FitContext, Fitted, require_train_split
+from harness.methods.causal_training import (
     LLMEncodingFields,
-    LLMLoraFields,
+    LLMTrainFields,
     Schedule,
-    add_lora,
-    false_negatives,
-    info_nce,
-    lora_parameters,
-    positives_by_query,
+    check_pooling,
+    dev_selection,
     save_adapter,
     train,
+    wrap_with_lora,
 )
+from harness.methods.in_batch import DuplicateFreeBatches, false_negatives, info_nce, positives_by_query
+from harness.methods.lbr_model import BottleneckLM, lay_out
 from harness.task import Task
 
 MIN_CONTINUATION_PART = 10
 
 
 @dataclass(frozen=True)
-class LBRConfig(LLMLoraFields, LLMEncodingFields):  # encoding, LoRA and optimiser fields shared with llm-cl
+class LBRConfig(LLMTrainFields, LLMEncodingFields):  # encoding, LoRA, optimiser and selection fields shared with llm-cl
+    reference = "llm-cl"  # a class attribute, not a field: lbr rows are compared with llm-cl
     model: str = "smollm2"  # packaged causal-LM alias or a local Hugging Face folder
     k: int = 8  # bottleneck tokens (LLM2Comp and LLaRA use 8, AutoRegEmbed 5)
     pooling: str = "mean"  # mean over the k bottleneck states | last bottleneck state
@@ -66,18 +71,21 @@ class LBRConfig(LLMLoraFields, LLMEncodingFields):  # encoding, LoRA and optimis
     max_text_length: int = 256  # text tokens before the bottleneck, stage 1
     max_target_length: int = 128  # target tokens after it (stage 1, and stage 2's generated document)
     # stage 2: contrastive learning on the bottleneck embedding
-    stage2_steps: int = 200
-    stage2_batch_size: int = 16  # pairs per step; the other pairs' documents are the negatives
-    stage2_lr: float = 1e-4
+    max_steps: int = stored_as("stage2_steps", 200)
+    train_batch_size: int = stored_as("stage2_batch_size", 16)  # pairs per step; the other pairs' documents are the negatives
+    learning_rate: float = stored_as("stage2_lr", 1e-4)
     tau: float = 0.05  # InfoNCE temperature
     lambda_gen: float = 0.1  # weight of the generative refinement term (0 disables it)
     refine_corpus_batch_size: int = 4  # corpus texts per stage-2 step in that term (0: only query -> document)
 
-    def check(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise HarnessError(f"lbr pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+    def check(self, task: Task) -> None:
+        check_pooling(self.pooling, "lbr")
+        require_train_split(task, "lbr's stage 2")
         if self.k < 1 or not 0.0 <= self.reconstruction_share <= 1.0:
             raise HarnessError(f"lbr needs k >= 1 and 0 <= reconstruction_share <= 1, got k={self.k}, share={self.reconstruction_share}")
+
+    def expected_cost(self) -> int:
+        return self.stage1_steps * self.stage1_batch_size + self.max_steps * self.train_batch_size
 
 
 def stage1_example(tokens: Sequence[int], rng: random.Random, config: LBRConfig, eos_id: int) -> tuple[list[int], list[int]]:
@@ -142,48 +150,49 @@ class LBRTrainer:
         return {"loss": contrastive + config.lambda_gen * refine, "contrastive": contrastive, "refine": refine}
 
 
+def bottleneck_encoder(model: BottleneckLM, form: TextFormat, tokenizer, config: LBRConfig, context: FitContext) -> RowEncoder:
+    return RowEncoder(
+        embed=lambda rows: model.embed(rows, config.pooling),
+        rows=lambda texts, kind: form.rows(tokenizer, texts, kind),
+        batch_size=config.encode_batch_size,
+        precision=config.precision,
+        device=context.device,
+        show_progress=context.show_progress,
+    )
+
+
 class LBR:
     name = "lbr"
     Config = LBRConfig
 
     def fit(self, task: Task, config: LBRConfig, context: FitContext) -> Fitted:
-        config.check()
+        config.check(task)
         pairs = task.train_pairs("train")
-        if not pairs:
-            raise HarnessError(f"task {task.name} has no train pairs: lbr's stage 2 needs a train split")
         rng = random.Random(context.seed)
         base, tokenizer = load_causal_lm(config.model, context.device)
-        lora = add_lora(base, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_targets).train()
+        lora = wrap_with_lora(base, config).train()
         model = BottleneckLM(lora, config.k, tokenizer.pad_token_id)
         form = TextFormat(config.max_query_length, config.max_document_length, config.query_prefix, config.document_prefix)
         trainer = LBRTrainer(model, CorpusBatches(task, tokenizer, config, rng), form, tokenizer, config)
-        parameters = lora_parameters(model)
         stage1 = train(
-            parameters,
+            model,
             Schedule(config.stage1_steps, config.stage1_lr, config.warmup_ratio, config.weight_decay),
             lambda step: trainer.stage1_losses(config.stage1_batch_size),
             config.precision, context.device, "lbr stage 1", context.show_progress,
         )
-        batches = iter(DuplicateFreeBatches(pairs, config.stage2_batch_size, rng))
+        batches = iter(DuplicateFreeBatches(pairs, config.train_batch_size, rng))
         positives = positives_by_query(pairs)
+        quiet = bottleneck_encoder(model, form, tokenizer, config, replace(context, show_progress=False))
         stage2 = train(
-            parameters,
-            Schedule(config.stage2_steps, config.stage2_lr, config.warmup_ratio, config.weight_decay),
+            model,
+            Schedule(config.max_steps, config.learning_rate, config.warmup_ratio, config.weight_decay),
             lambda step: trainer.stage2_losses(pairs, batches, positives),
             config.precision, context.device, "lbr stage 2", context.show_progress,
+            dev_selection(model, quiet, task, config),
         )
-        adapter = context.run_dir / "adapter"
-        save_adapter(lora, adapter, {"bottleneck": model.bottleneck})
+        adapter = save_adapter(lora, context.run_dir, {"bottleneck": model.bottleneck})
         # plain weights encode faster than LoRA layers; the trained bottleneck vectors carry over
-        encoder_model = BottleneckLM(lora.merge_and_unload().eval(), config.k, tokenizer.pad_token_id, model.bottleneck)
-        encoder = RowEncoder(
-            embed=lambda rows: encoder_model.embed(rows, config.pooling),
-            rows=lambda texts, kind: form.rows(tokenizer, texts, kind),
-            batch_size=config.batch_size,
-            precision=config.precision,
-            device=context.device,
-            show_progress=context.show_progress,
-        )
-        info = {"trained": True, "train_pairs": len(pairs), "corpus_texts": len(task.corpus), "adapter": str(adapter)}
-        return Fitted(encoder, {**info, **{f"stage1_{k}": v for k, v in stage1.items()},
-                                **{f"stage2_{k}": v for k, v in stage2.items()}})
+        merged = BottleneckLM(lora.merge_and_unload().eval(), config.k, tokenizer.pad_token_id, model.bottleneck)
+        info = {"trained": True, "train_pairs": len(pairs), "corpus_texts": len(task.corpus)}
+        return Fitted(bottleneck_encoder(merged, form, tokenizer, config, context),
+                      {**info, **{f"stage1_{k}": v for k, v in stage1.items()}, **stage2, "adapter": str(adapter)})

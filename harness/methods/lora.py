@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.methods.contrastive import Contrastive, ContrastiveConfig
-from harness.training import LoraFields, add_lora
+from harness.methods.st_training import LoraFields, add_lora
 
 
 @dataclass(frozen=True)

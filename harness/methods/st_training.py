@@ -1,21 +1,20 @@
-"""Shared plumbing for the fine-tuning methods: base model, LoRA adapter, trainer, dev selection, saving.
+"""Training for the sentence-transformers methods (`contrastive`, `lora`, `heal`): base model, LoRA, trainer, saving.
 
-`contrastive`, `lora` and `heal` differ only in their loss, their dataset and their batch
-sampler; everything else lives here so the three compare like for like:
+The three differ only in their loss, their dataset and their batch sampler; everything else lives
+here so they compare like for like. The causal-LM methods follow the same contract in
+`harness.methods.causal_training` (same config vocabulary, dev selection and `train_info` keys):
 
-* the sentence-transformers v6 trainer (`SentenceTransformerTrainer`) runs a fixed number of
-  optimiser steps (`max_steps`) with AdamW, linear warm-up and decay;
-* model selection: the dev split's nDCG@10 is measured with the harness's own encoder, exact
-  search and pytrec_eval metrics before training (step 0) and every `eval_steps` steps; the best
-  trainable weights are kept in memory and restored at the end, so the step-0 model wins when
-  training does not help. The whole curve goes into `train_info`. Only the dev split is read;
-  a task without dev qrels keeps the last step;
+* the sentence-transformers v6 trainer (`SentenceTransformerTrainer`) runs `max_steps` optimiser
+  steps of `train_batch_size` examples with AdamW, linear warm-up and decay;
+* model selection on dev nDCG@10 every `eval_steps` steps: `harness.methods.selection`;
 * precision: `precision` is one of auto|fp32|bf16 as in `harness.device.use_bf16`, applied to
   training (the trainer's bf16 autocast) and to encoding. On CPU, bf16 autocast is only
   worth it where measured faster (see the baseline tomls for the measurement);
 * the fitted model is saved in sentence-transformers format under `run_dir/model` (an adapter
   folder for LoRA, whose base is the local folder the model came from), so it reloads offline
   with `SentenceTransformer(path)`.
+
+`train_batch_size` was once `batch_size`: it is hashed under that name (`harness.config_fields.stored_as`).
 """
 
 from __future__ import annotations
@@ -31,29 +30,26 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from harness import atomic
+from harness.config_fields import added_later, stored_as
 from harness.device import is_main_process, use_bf16
 from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
-from harness.config_fields import added_later
 from harness.errors import HarnessError
-from harness.methods.base import FitContext, Fitted
-from harness.metrics.retrieval import retrieval_scores
+from harness.methods.base import FitContext, Fitted, MethodConfig
+from harness.methods.selection import DevSelection, dev_scores
 from harness.models import resolve_model_path
-from harness.search import exact_search
 from harness.task import Task
 
-SELECTION_METRIC = "ndcg_at_10"
-CURVE_METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10")
 # Linear-layer names of the attention projections, per architecture family, tried in order.
 LORA_TARGET_FAMILIES = (("query", "key", "value"), ("q", "k", "v"), ("q_proj", "k_proj", "v_proj"), ("Wqkv",))
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters every fine-tuning method shares; methods subclass it with their own."""
+class TrainConfig(MethodConfig):
+    """Hyper-parameters every sentence-transformers fine-tuning method shares; methods subclass it with their own."""
 
     model: str = "minilm"  # alias of a packaged model or a local sentence-transformers folder
     max_seq_length: int = 128
-    batch_size: int = 32
+    train_batch_size: int = stored_as("batch_size", 32)  # training examples per step (per process under torchrun)
     learning_rate: float = 5e-5
     max_steps: int = 100
     warmup_ratio: float = 0.1
@@ -66,6 +62,9 @@ class TrainConfig:
     query_prefix: str = ""
     document_prefix: str = ""
     compile: bool = added_later(False)  # torch.compile the trained model for test encoding only (not dev selection)
+
+    def expected_cost(self) -> int:
+        return self.max_steps * self.train_batch_size
 
     def encode_settings(self, show_progress: bool) -> EncodeSettings:
         return EncodeSettings(
@@ -89,11 +88,6 @@ class LoraFields:
     lora_target_modules: tuple = ()
 
 
-def require_train_split(task: Task) -> None:
-    if not task.qrels.get("train"):
-        raise HarnessError(f"task {task.name!r} has no train qrels: fine-tuning methods need qrels/train.tsv")
-
-
 def load_base_model(config: TrainConfig, device: str):
     return load_sentence_transformer(resolve_model_path(config.model), device, config.max_seq_length)
 
@@ -113,7 +107,7 @@ def lora_targets(model, requested: tuple = ()) -> tuple[str, ...]:
 
 
 def add_lora(model, config: LoraFields) -> tuple[str, ...]:
-    """Freeze the model and add a trainable LoRA adapter; returns the target module names."""
+    """Freeze the model and add a trainable LoRA adapter in place; returns the target module names."""
     from peft import LoraConfig, TaskType
 
     targets = lora_targets(model, tuple(config.lora_target_modules))
@@ -129,57 +123,25 @@ def add_lora(model, config: LoraFields) -> tuple[str, ...]:
     return targets
 
 
-def dev_scores(model, task: Task, config: TrainConfig, device: str) -> dict[str, float]:
-    """The dev split scored exactly as the runner scores test: encode, exact search, pytrec_eval."""
-    queries = task.split_queries("dev")
-    if config.dev_max_queries:
-        queries = dict(sorted(queries.items())[: config.dev_max_queries])
+def dev_selection(model, task: Task, config: TrainConfig, device: str) -> DevSelection:
     # never compiled: the weights change between dev evaluations
     encoder = SentenceTransformerEncoder(model, replace(config.encode_settings(show_progress=False), compile=False), device)
-    doc_ids, query_ids = list(task.corpus), list(queries)
-    doc_vectors = encoder.encode([task.corpus[d].full_text for d in doc_ids], "document")
-    query_vectors = encoder.encode([queries[q] for q in query_ids], "query")
-    run = exact_search(query_ids, query_vectors, doc_ids, doc_vectors, k=10)
-    return retrieval_scores({q: task.qrels["dev"][q] for q in query_ids}, run, k_values=(1, 10))
+    return DevSelection(model, lambda: dev_scores(encoder, task, config.dev_max_queries), task, config.eval_steps)
 
 
-class DevSelection(TrainerCallback):
-    """Scores dev at step 0 and every `eval_steps`; remembers the best trainable weights."""
+class SelectionCallback(TrainerCallback):
+    """Runs a `DevSelection` from the trainer: dev at step 0 and whenever due."""
 
-    def __init__(self, model, task: Task, config: TrainConfig, device: str):
-        self.model, self.task, self.config, self.device = model, task, config, device
-        self.curve: list[dict[str, float]] = []
-        self.best_step, self.best_score, self.best_state = -1, float("-inf"), None
-        self.eval_seconds = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return self.config.eval_steps > 0 and bool(self.task.qrels.get("dev"))
-
-    def evaluate(self, step: int) -> None:
-        started = time.perf_counter()
-        scores = dev_scores(self.model, self.task, self.config, self.device)
-        self.eval_seconds += time.perf_counter() - started
-        self.curve.append({"step": step, **{k: round(scores[k], 6) for k in CURVE_METRICS}})
-        if scores[SELECTION_METRIC] > self.best_score:
-            self.best_step, self.best_score = step, scores[SELECTION_METRIC]
-            self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters() if p.requires_grad}
+    def __init__(self, selection: DevSelection):
+        self.selection = selection
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.enabled:
-            self.evaluate(0)
+        if self.selection.enabled:
+            self.selection.evaluate(0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.enabled and (state.global_step % self.config.eval_steps == 0 or state.global_step == state.max_steps):
-            self.evaluate(state.global_step)
-
-    def restore_best(self) -> None:
-        if self.best_state is None:
-            return
-        parameters = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in self.best_state.items():
-                parameters[name].copy_(value.to(parameters[name].device))
+        if self.selection.due(state.global_step, state.max_steps):
+            self.selection.evaluate(state.global_step)
 
 
 def training_arguments(config: TrainConfig, context: FitContext, batch_sampler: Any):
@@ -188,7 +150,7 @@ def training_arguments(config: TrainConfig, context: FitContext, batch_sampler: 
     return SentenceTransformerTrainingArguments(
         output_dir=str(context.run_dir / "trainer"),
         max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.train_batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=round(config.warmup_ratio * config.max_steps),
         weight_decay=config.weight_decay,
@@ -211,13 +173,13 @@ def train(model, loss, dataset, task: Task, config: TrainConfig, context: FitCon
     """Run the trainer, restore the dev-best weights, and return what happened as plain data."""
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 
-    selection = DevSelection(model, task, config, context.device)
+    selection = dev_selection(model, task, config, context.device)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, context, batch_sampler),
         train_dataset=dataset,
         loss=loss,
-        callbacks=[selection],
+        callbacks=[SelectionCallback(selection)],
     )
     if not context.show_progress:  # quiet means quiet: the losses are in trainer.state.log_history anyway
         trainer.remove_callback(PrinterCallback)
@@ -229,14 +191,12 @@ def train(model, loss, dataset, task: Task, config: TrainConfig, context: FitCon
     return {
         "trained": True,
         "steps": steps,
-        "processes": trainer.args.world_size,  # > 1 under torchrun (DDP): batch_size is per process
+        "processes": trainer.args.world_size,  # > 1 under torchrun (DDP): train_batch_size is per process
         "train_rows": len(dataset),
         "train_seconds": round(wall, 2),
         "seconds_per_step": round((wall - selection.eval_seconds) / max(steps, 1), 3),
-        "dev_eval_seconds": round(selection.eval_seconds, 2),
         "bf16": use_bf16(config.precision, context.device),
-        "selected_step": selection.best_step if selection.best_state is not None else steps,
-        "dev_curve": selection.curve,
+        **selection.info(steps),
         "loss_log": [
             {k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()}
             for entry in trainer.state.log_history
@@ -260,4 +220,3 @@ def finish(model, config: TrainConfig, context: FitContext, train_info: dict[str
     path = save_model(model, context.run_dir) if is_main_process() else context.run_dir / "model"
     encoder = SentenceTransformerEncoder(model, config.encode_settings(context.show_progress), context.device)
     return Fitted(encoder, {**train_info, "model_path": str(path)})
-
