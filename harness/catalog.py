@@ -15,6 +15,7 @@ from harness.packages import package_version
 from harness.errors import HarnessError
 from harness.paths import TASK_CARDS_DIR, data_dir
 from harness.registry import Registry, import_target
+from harness.synthetic_queries import synthetic_metadata
 from harness.task import Task, load_task_folder
 from harness.taskcard import Profile, TaskCard, load_card
 
@@ -142,7 +143,8 @@ def load_folder_task(folder: Path, task_name: str | None = None) -> Task:
     of the same name, are other files: they are run, not skipped as done."""
     name = check_task_name(task_name) if task_name is not None else folder_task_name(folder)
     revision = folder_revision(folder)
-    task = load_task_folder(folder, name=name, metadata={"source": str(folder.resolve()), "revision": revision})
+    metadata = {"source": str(folder.resolve()), "revision": revision, **synthetic_metadata(folder)}
+    task = load_task_folder(folder, name=name, metadata=metadata)
     return replace(task, profile=f"full-{revision[:8]}")
 
 

@@ -29,12 +29,32 @@ def reference_of(method: str) -> str | None:
         return None
 
 
+UNTRAINED = " (untrained: step 0 selected)"
+
+
+def untrained(result: Result) -> bool:
+    """A fine-tuning run whose dev selection kept the untouched model: it is not a trained method's score."""
+    return bool(result.train_info.get("trained")) and result.train_info.get("selected_step") == 0
+
+
+def task_label(result: Result) -> str:
+    """The task column: name, profile, and a mark when the scored queries were generated, not written by people."""
+    synthetic = result.meta_info.get("task", {}).get("synthetic") or {}
+    mark = f" [synthetic {result.split} queries]" if result.split in synthetic.get("splits", ()) else ""
+    return f"{result.key.task} ({result.key.profile}){mark}"
+
+
+def row_label(result: Result) -> str:
+    return result.key.baseline + (UNTRAINED if untrained(result) else "")
+
+
 def results_frame(results: list[Result]) -> pd.DataFrame:
     rows = []
     for r in results:
         rows.append({
-            "task": f"{r.key.task} ({r.key.profile})",
-            "baseline": r.key.baseline,
+            "task": task_label(r),
+            "baseline": row_label(r),
+            "baseline_key": r.key.baseline,
             "model": r.key.model,
             "config": r.key.config_hash,
             "seed": r.key.seed,
@@ -52,7 +72,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
 def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
     groups: dict[tuple, list[Result]] = {}
     for r in results:
-        groups.setdefault((f"{r.key.task} ({r.key.profile})", r.key.baseline, r.key.model, r.key.config_hash), []).append(r)
+        groups.setdefault((task_label(r), r.key.baseline, r.key.model, r.key.config_hash), []).append(r)
     return groups
 
 
@@ -102,7 +122,8 @@ def interval_table(results: list[Result], bounds: dict, significant: set[tuple])
         plain_mean = sum(r.scores[r.main_score] for r in runs) / len(runs)
         text = f"{interval.mean:.4f} [{interval.low:.3f}, {interval.high:.3f}]" if interval else f"{plain_mean:.4f}"
         mark = " †" if (task, baseline, model, "frozen") in significant else ""
-        cells.setdefault(row, {})[task] = f"{text}{mark} (n={len(runs)})"
+        note = f"n={len(runs)}" + (UNTRAINED.replace(" (", ", ").rstrip(")") if any(untrained(r) for r in runs) else "")
+        cells.setdefault(row, {})[task] = f"{text}{mark} ({note})"
         means.setdefault(row, []).append(interval.mean if interval else plain_mean)
     table = pd.DataFrame.from_dict(cells, orient="index")
     table.index = pd.MultiIndex.from_tuples(table.index, names=["baseline", "model", "config"])

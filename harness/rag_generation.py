@@ -3,7 +3,8 @@
 `generate_answers` asks a plain callable (prompts -> answers; `causal_lm_generator` wraps a local
 causal LM) and caches every answer in a JSONL file keyed by query id, context ids, generator
 fingerprint and a hash of the prompt, rewritten atomically after each batch, so proxies can be
-recomputed, and an interrupted run resumed, without regenerating. `answer_support_scores` then
+recomputed, and an interrupted run resumed, without regenerating. That cache (`generate_cached`)
+is shared with `harness.synthetic_queries`, which caches generated queries the same way. `answer_support_scores` then
 scores each answer sentence against the retrieved contexts and against the gold documents, with
 no LLM judge. Names (`k` = contexts per prompt, `ref` = `context` or `gold`):
 
@@ -30,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -102,33 +103,54 @@ def generate_answers(
 
     `fingerprint` names the generator (model, decoding settings); it defaults to `generate.fingerprint`.
     """
-    fingerprint = fingerprint or getattr(generate, "fingerprint", None)
-    if not fingerprint:
-        raise HarnessError("generate_answers needs a generator fingerprint: pass fingerprint= or give the callable a `fingerprint`")
-    cache_path = Path(cache_path)
-    cached = read_answer_cache(cache_path)
-    query_ids = sorted(task.qrels.get(split, {}))[: settings.max_queries]
-    answers, missing = {}, []
-    for qid in query_ids:
+    fingerprint = generator_fingerprint(generate, fingerprint, "generate_answers")
+    requests = []
+    for qid in sorted(task.qrels.get(split, {}))[: settings.max_queries]:
         context_ids = tuple(ranked_ids(run.get(qid, {}), k))
         prompt = build_prompt(task, qid, context_ids, settings)
-        key = (qid, context_ids, fingerprint, hashlib.sha256(prompt.encode("utf-8")).hexdigest())
-        if key in cached:
-            answers[qid] = cached[key]
-        else:
-            missing.append((key, prompt))
-    for start in range(0, len(missing), settings.batch_size):
-        batch = missing[start : start + settings.batch_size]
+        requests.append(((qid, context_ids, fingerprint, prompt_sha256(prompt)), prompt))
+    records = generate_cached(requests, generate, Path(cache_path), Answer, settings.batch_size)
+    return {key[0]: records[key] for key, _ in requests}
+
+
+def generator_fingerprint(generate: Generate, fingerprint: str | None, caller: str) -> str:
+    fingerprint = fingerprint or getattr(generate, "fingerprint", None)
+    if not fingerprint:
+        raise HarnessError(f"{caller} needs a generator fingerprint: pass fingerprint= or give the callable a `fingerprint`")
+    return fingerprint
+
+
+def prompt_sha256(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+def generate_cached(requests: Sequence[tuple[tuple, str]], generate: Generate, cache_path: Path, record_type: type,
+                    batch_size: int) -> dict[tuple, Any]:
+    """A record per `(key, prompt)` request: the cached one, or `record_type(*key, text)` with a newly generated text.
+
+    A record type is a frozen dataclass whose fields are the key's, in order, then `text`. Missing texts are
+    generated `batch_size` prompts per `generate` call, and the JSONL cache is rewritten atomically after
+    every call, so an interrupted run keeps what it generated and a rerun generates only the rest.
+    """
+    cached = read_generation_cache(cache_path, record_type)
+    missing = [(key, prompt) for key, prompt in dict(requests).items() if key not in cached]
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start : start + batch_size]
         texts = generate([prompt for _, prompt in batch])
         if len(texts) != len(batch):
-            raise HarnessError(f"the generator returned {len(texts)} answers for {len(batch)} prompts")
+            raise HarnessError(f"the generator returned {len(texts)} texts for {len(batch)} prompts")
         for (key, _), text in zip(batch, texts):
-            cached[key] = answers[key[0]] = Answer(*key, text)
-        write_answer_cache(cache_path, cached.values())
-    return answers
+            cached[key] = record_type(*key, text)
+        write_generation_cache(cache_path, cached.values())
+    return {key: cached[key] for key, _ in requests}
 
 
-def read_answer_cache(path: Path) -> dict[tuple, Answer]:
+def _record_key(record) -> tuple:
+    return tuple(getattr(record, f.name) for f in fields(record) if f.name != "text")
+
+
+def read_generation_cache(path: Path, record_type: type) -> dict[tuple, Any]:
+    """key -> record from a JSONL cache (JSON lists become tuples); a bad line raises `InputError` with its number."""
     if not path.exists():
         return {}
     cached = {}
@@ -136,24 +158,22 @@ def read_answer_cache(path: Path) -> dict[tuple, Answer]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            answer = Answer(
-                query_id=record["query_id"],
-                context_ids=tuple(record["context_ids"]),
-                generator=record["generator"],
-                prompt_sha256=record["prompt_sha256"],
-                text=record["text"],
-            )
+            data = json.loads(line)
+            record = record_type(**{f.name: _tuples(data[f.name]) for f in fields(record_type)})
         except json.JSONDecodeError as exc:
             raise InputError(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
         except (KeyError, TypeError) as exc:
-            raise InputError(path, number, f"not an answer record (missing or bad field {exc})") from None
-        cached[answer.key] = answer
+            raise InputError(path, number, f"not a {record_type.__name__} record (missing or bad field {exc})") from None
+        cached[_record_key(record)] = record
     return cached
 
 
-def write_answer_cache(path: Path, answers) -> None:
-    lines = [json.dumps({**asdict(a), "context_ids": list(a.context_ids)}, ensure_ascii=False) for a in answers]
+def _tuples(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def write_generation_cache(path: Path, records) -> None:
+    lines = [json.dumps(asdict(record), ensure_ascii=False) for record in records]
     atomic.write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -229,7 +249,8 @@ def cross_encoder_nli(path: str | Path, device: str = "cpu", batch_size: int = 1
     """Entailment probabilities from a local sentence-transformers CrossEncoder NLI model folder."""
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(str(path), device=device, local_files_only=True)
+    # safetensors only: a .bin checkpoint would be unpickled
+    model = CrossEncoder(str(path), device=device, local_files_only=True, model_kwargs={"use_safetensors": True})
     labels = {index: name.lower() for index, name in model.config.id2label.items()}
     entailment = [index for index, name in labels.items() if "entail" in name and "not" not in name]
     if len(entailment) != 1:
@@ -244,18 +265,37 @@ def cross_encoder_nli(path: str | Path, device: str = "cpu", batch_size: int = 1
     return score
 
 
-class CausalLMGenerator:
-    """Greedy answers from a local causal LM (e.g. `harness.llm.load_causal_lm("smollm2", device)`)."""
+@dataclass(frozen=True)
+class Sampling:
+    """Seeded sampling instead of greedy decoding. Each `generate` call reseeds from `seed` and its prompts,
+    so a batch's texts depend on the batch alone, not on what was generated before it."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 128, name: str | None = None):
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+
+    def batch_seed(self, prompts: Sequence[str]) -> int:
+        digest = hashlib.sha256(f"{self.seed}".encode())
+        for prompt in prompts:
+            digest.update(b"\0" + prompt.encode("utf-8"))
+        return int(digest.hexdigest()[:15], 16)
+
+
+class CausalLMGenerator:
+    """Greedy (or, with `sampling`, seeded sampled) texts from a local causal LM
+    (e.g. `harness.llm.load_causal_lm("smollm2", device)`), prompted through its chat template when it has one."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 128, name: str | None = None, sampling: Sampling | None = None):
         name = name or getattr(model.config, "name_or_path", "")
         if not name:
             raise HarnessError("the causal LM has no name_or_path: pass name= so cached answers can be told apart")
         if tokenizer.pad_token is None:  # batched generation pads; decoder-only tokenizers often lack a pad token
             tokenizer.pad_token = tokenizer.eos_token
-        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.model, self.tokenizer, self.max_new_tokens, self.sampling = model, tokenizer, max_new_tokens, sampling
         self.chat = bool(getattr(tokenizer, "chat_template", None))
-        self.fingerprint = f"{name}|greedy|max_new_tokens={max_new_tokens}|{model.dtype}|chat={self.chat}"
+        decoding = "greedy" if sampling is None else (
+            f"sample(temperature={sampling.temperature},top_p={sampling.top_p},seed={sampling.seed})")
+        self.fingerprint = f"{name}|{decoding}|max_new_tokens={max_new_tokens}|{model.dtype}|chat={self.chat}"
 
     def __call__(self, prompts: list[str]) -> list[str]:
         import torch
@@ -268,13 +308,20 @@ class CausalLMGenerator:
         # left padding keeps every prompt's last token next to its first generated one
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=not self.chat)
         batch = batch.to(self.model.device)
-        with torch.inference_mode():
+        decoding = {"do_sample": False}
+        if self.sampling is not None:
+            decoding = {"do_sample": True, "temperature": self.sampling.temperature, "top_p": self.sampling.top_p}
+        cuda = [self.model.device] if self.model.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=cuda):  # the caller's RNG state is left as it was
+            if self.sampling is not None:
+                torch.manual_seed(self.sampling.batch_seed(prompts))
             output = self.model.generate(
-                **batch, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+                **batch, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **decoding
             )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
-def causal_lm_generator(model, tokenizer, max_new_tokens: int = 128, name: str | None = None) -> CausalLMGenerator:
-    return CausalLMGenerator(model, tokenizer, max_new_tokens, name)
+def causal_lm_generator(model, tokenizer, max_new_tokens: int = 128, name: str | None = None,
+                        sampling: Sampling | None = None) -> CausalLMGenerator:
+    return CausalLMGenerator(model, tokenizer, max_new_tokens, name, sampling)

@@ -63,8 +63,8 @@ def main_score_bars(board: Leaderboard, task: str) -> str:
     plt = _pyplot()
     rows = board.frame[board.frame.task == task]
     labels, means, lows, highs = [], [], [], []
-    for (baseline, model, config), group in rows.groupby(["baseline", "model", "config"]):
-        interval = board.intervals[(task, (baseline, model, config))]
+    for (baseline, key, model, config), group in rows.groupby(["baseline", "baseline_key", "model", "config"]):
+        interval = board.intervals[(task, (key, model, config))]
         if interval:
             mean, low, high = interval.mean, interval.low, interval.high
         else:
@@ -188,7 +188,7 @@ def write_leaderboard(results_dir: Path, results: list[Result] | None = None) ->
     with atomic.locked(results_dir):
         board = build(load_results(results_dir) if results is None else results)
         atomic.write_text(results_dir / "leaderboard.md", markdown(board))
-        csv = "" if board is None else board.frame.drop(columns=["per_query", "main_metric"]).sort_values(["task", "baseline", "seed"]).to_csv(index=False)
+        csv = "" if board is None else board.frame.drop(columns=["per_query", "main_metric", "baseline_key"]).sort_values(["task", "baseline", "seed"]).to_csv(index=False)
         atomic.write_text(results_dir / "leaderboard.csv", csv)
         atomic.write_text(results_dir / "index.html", html_report(board))
     return results_dir / "leaderboard.md"

@@ -123,7 +123,7 @@ def _checked_id(path: Path, number: int, kind: str, value: str) -> str:
     return value
 
 
-def _read_corpus(path: Path, label_depth: int | None = None) -> dict[str, Document]:
+def read_corpus(path: Path, label_depth: int | None = None) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     for number, record in _json_records(path):
         doc_id = _checked_id(path, number, "document", _string_field(path, number, record, "_id"))
@@ -223,7 +223,7 @@ def load_task_folder(
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, None, "task folder not found")
-    corpus = _read_corpus(path / "corpus.jsonl", label_depth)
+    corpus = read_corpus(path / "corpus.jsonl", label_depth)
     queries = _read_queries(path / "queries.jsonl")
     qrels = {}
     for split in SPLITS:

@@ -1,0 +1,19 @@
+"""`harness tasks` and `harness methods` tell a newcomer what there is, with the numbers a run will use."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+
+
+@pytest.mark.integration
+def test_tasks_lists_every_built_in_task_with_profile_counts_and_folder(capsys):
+    assert main(["tasks", "--profile", "small"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["task", "domain", "profile", "docs"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"cyber", "cyber-cwe", "healthcare", "healthcare-icd", "materials", "math"}
+    cyber = rows["cyber"].split()
+    assert cyber[2:7] == ["small", "637", "4000", "500", "1000"]  # the small profile's caps (tasks/cyber.toml)
+    assert all("/data/" in row for row in rows.values())
