@@ -39,9 +39,11 @@ CACHE_FILE = "synthetic_generations.jsonl"
 FILTERS = ("bm25", "frozen", "none")
 DROP_REASONS = ("empty", "too_short", "too_long", "duplicate", "round_trip")
 SPLIT_SHARES = {"train": 0.8, "dev": 0.1, "test": 0.1}  # of the documents, when one folder gets several splits
+# The instruction after the document: SmolLM2-135M then writes a question about it far more often than
+# chatter (8 cyber documents tried; a query-first or few-shot prompt made it copy the document).
 PROMPT_TEMPLATE = (
-    "Write one short search query that a user could type to find the document below. "
-    "Reply with the query only.\n\nDocument: {document}"
+    "{document}\n\nWrite one question, of at most 15 words, that the text above answers. "
+    "Reply with the question only."
 )
 _LABEL = re.compile(r"^\s*(?:search\s+)?query\s*\d*\s*[:\-]\s*", re.IGNORECASE)
 Generate = Callable[[list[str]], list[str]]
