@@ -1,7 +1,11 @@
 """Baselines: `baselines/<name>.toml` names a method and sets its hyper-parameters.
 
 A baseline without a file is its method with default settings. Unknown keys are errors with
-the file and line, so a typo never silently runs the defaults.
+the file and line, so a typo never silently runs the defaults. A key renamed in a config
+(`harness.config_fields.stored_as`) is still read under its old name, so older files keep working.
+
+`Baseline` answers what orchestration needs from the config (`model_slug`, `expected_cost`,
+`reference`), with neutral answers for plugin configs that do not declare them.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ import dataclasses
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config_fields import hashed_fields
+from harness.config_fields import hashed_fields, legacy_names
 from harness.errors import HarnessError, InputError
 from harness.methods import METHODS
+from harness.models import model_slug
 from harness.paths import BASELINES_DIR
 
 if sys.version_info >= (3, 11):
@@ -31,6 +36,9 @@ class Baseline:
     method: str  # the registered method it runs
     config: Any  # the method's Config dataclass instance
     path: Path | None = None
+    # What one run asks of a scheduler (`--executor ray`): e.g. {"num_gpus": 1}. Where it runs, not what
+    # it computes, so it is outside the config hash and outside equality.
+    resources: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -40,6 +48,24 @@ class Baseline:
     def config_hash(self) -> str:
         spec = json.dumps({"method": self.method, "config": hashed_fields(self.config)}, sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+    @property
+    def model_slug(self) -> str:
+        """The model part of the result key: the config's own answer, else its `model` field, else "lexical"."""
+        if hasattr(self.config, "model_slug"):
+            return self.config.model_slug()
+        model = getattr(self.config, "model", None)
+        return model_slug(model) if model else "lexical"
+
+    @property
+    def expected_cost(self) -> int:
+        """Training examples the run will see (0 if the config does not say): `--jobs` starts the largest first."""
+        return self.config.expected_cost() if hasattr(self.config, "expected_cost") else 0
+
+    @property
+    def reference(self) -> str | None:
+        """The baseline this one is compared against on the leaderboard (heal -> contrastive, lbr -> llm-cl)."""
+        return getattr(self.config, "reference", None)
 
     def instantiate(self):
         return METHODS.get(self.method)()
@@ -71,6 +97,22 @@ def _coerce(path: Path, text: str, field: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+RESOURCE_KEYS = ("num_cpus", "num_gpus")
+
+
+def _resources(path: Path, text: str, value: Any) -> dict[str, float]:
+    """The optional `resources = { num_gpus = 1, num_cpus = 2 }` table: non-negative numbers only."""
+    line = _line_of(text, "resources")
+    if not isinstance(value, dict):
+        raise InputError(path, line, f"`resources` must be a table such as {{ num_gpus = 1 }}, got {value!r}")
+    for key, amount in value.items():
+        if key not in RESOURCE_KEYS:
+            raise InputError(path, line, f"unknown resource `{key}` (known: {', '.join(RESOURCE_KEYS)})")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise InputError(path, line, f"resource `{key}` must be a number >= 0, got {amount!r}")
+    return dict(value)
+
+
 def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[str, Any] | None = None) -> Baseline:
     """Resolve a `--methods` entry. `overrides` (e.g. `--model`) apply to keys the method has."""
     path = directory / f"{name}.toml"
@@ -85,14 +127,23 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
     elif name not in METHODS:
         raise HarnessError(METHODS.unknown_message(name).replace("unknown method", "unknown method or baseline"))
     method = raw.pop("method", name)
+    resources = _resources(path, text, raw.pop("resources")) if "resources" in raw else {}
     config_cls = METHODS.get(method).Config
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    renamed = legacy_names(config_cls)
     values = {}
     for key, value in raw.items():
+        if key in renamed and key not in fields:
+            if renamed[key] in raw:
+                raise InputError(path, _line_of(text, key), f"`{key}` is the old name of `{renamed[key]}`: set only one of them")
+            values[renamed[key]] = _coerce(path, text, fields[renamed[key]], value)
+            continue
         if key not in fields:
             raise InputError(path, _line_of(text, key), f"unknown key `{key}` for method {method!r} (known: {', '.join(fields)})")
         values[key] = _coerce(path, text, fields[key], value)
     for key, value in (overrides or {}).items():
+        key = key if key in fields else renamed.get(key, key)
         if key in fields and value is not None:
             values[key] = value
-    return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None)
+    return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None,
+                    resources=resources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import sys
@@ -36,6 +37,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -47,57 +54,92 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     where = run.add_mutually_exclusive_group()
     where.add_argument("--task", default="cyber", help="built-in or plugin task name(s), comma-separated")
-    where.add_argument("--task-dir", type=Path, help="a BEIR folder of your own (labels optional)")
+    where.add_argument("--task-dir", type=Path, help="a BEIR folder of your own (labels optional); its results "
+                       "are keyed by its content, so an edited folder is run again")
+    run.add_argument("--task-name", help="name of the --task-dir task (default: the folder's name)")
     run.add_argument("--methods", default="bm25,frozen", help="baselines (configs in baselines/ or method names)")
     run.add_argument("--baselines-dir", type=Path, help="folder of baseline configs (default: the project's baselines/)")
     run.add_argument("--model", help="base model for every method that takes one: alias or local folder")
     run.add_argument("--seed", "--seeds", dest="seeds", type=_seeds, default=(0,), help="seed or comma-separated seeds")
-    run.add_argument("--profile", default="small", help="task profile: small (CPU caps) or full")
+    run.add_argument("--profile", help="task profile: small (CPU caps; the default) or full; a --task-dir "
+                     "folder always runs full")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    run.add_argument("--threads", type=int, help="torch CPU threads (1 is sometimes faster on 2 shared cores)")
+    run.add_argument("--threads", type=_positive, help="torch CPU threads (1 is sometimes faster on 2 shared cores)")
     run.add_argument("--jobs", type=_positive, default=1, help="runs at once, in worker processes (threads split "
                      "between them unless --threads); on 2 cores, --jobs 2 is the fastest way through a leaderboard")
-    run.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local", help="local: here, --jobs at once; ray: "
+                     "each run a Ray task asking for its baseline's `resources` (--out must be shared by all nodes)")
+    run.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, ray://head:10001); default: start a local one")
+    run.add_argument("--out", type=Path, help="results directory (default: ./results)")
     run.add_argument("--overwrite", action="store_true", help="redo results that already exist")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--no-embedding-cache", action="store_true", help="always re-encode with frozen models")
     run.add_argument("--generator", nargs="?", const="smollm2", help="opt-in: answer test queries with this causal LM "
                      "(alias or local folder; bare flag = packaged SmolLM2) and score answer support")
-    run.add_argument("--generator-k", type=int, default=3, help="contexts per generated answer")
-    run.add_argument("--generator-queries", type=int, default=100, help="test queries answered (0 = all)")
+    run.add_argument("--generator-k", type=_positive, default=3, help="contexts per generated answer")
+    run.add_argument("--generator-queries", type=_non_negative, default=100, help="test queries answered (0 = all)")
     run.add_argument("--nli-model", help="local NLI cross-encoder folder for the NLI support score (with --generator)")
 
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
-    table.add_argument("--out", type=Path, help="results directory (default: the project's results/)")
+    table.add_argument("--out", type=Path, help="results directory (default: ./results)")
 
     export = commands.add_parser("export", help="write results in another tool's format")
     export.add_argument("--mteb", type=Path, required=True, help="folder for mteb TaskResult JSON files")
-    export.add_argument("--out", type=Path, help="results directory to read (default: the project's results/)")
+    export.add_argument("--out", type=Path, help="results directory to read (default: ./results)")
 
-    commands.add_parser("tasks", help="list tasks with statistics (builds them if needed)")
+    queries = commands.add_parser("make-queries", help="generate synthetic queries and qrels for a corpus with a causal LM",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    queries.add_argument("--task-dir", type=Path, required=True, help="a folder with corpus.jsonl (queries optional)")
+    queries.add_argument("--out-dir", type=Path, help="new task folder: corpus copy, human dev/test qrels, synthetic "
+                         "train (required when --task-dir has human queries, which are never touched)")
+    queries.add_argument("--generator", default="smollm2", help="causal LM: packaged alias or local folder")
+    queries.add_argument("--per-doc", type=_positive, default=3, help="queries generated per document")
+    queries.add_argument("--splits", type=_csv, help="synthetic splits (default: train,dev,test for a bare corpus, "
+                         "train beside human queries)")
+    queries.add_argument("--seed", type=int, default=0, help="sampling seed; also picks --max-docs and deals splits")
+    queries.add_argument("--batch-size", type=_positive, default=8, help="prompts per generate call (cached after each)")
+    queries.add_argument("--filter", choices=("bm25", "frozen", "none"), default="bm25",
+                         help="round trip: keep a query only if this retriever ranks its document in the top k")
+    queries.add_argument("--top-k", type=_positive, default=3, help="rank the round trip needs")
+    queries.add_argument("--max-docs", type=_positive, help="documents used (seeded choice; default all)")
+    queries.add_argument("--min-words", type=_positive, default=3, help="shorter queries are dropped")
+    queries.add_argument("--max-words", type=_positive, default=24, help="longer queries are dropped")
+    queries.add_argument("--max-new-tokens", type=_positive, default=48, help="generation length limit")
+    queries.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+    export_model = commands.add_parser("export-model", help="write a finished run's model as a self-contained "
+                                       "sentence-transformers folder with a model card")
+    export_model.add_argument("result", type=Path, help="the run's result JSON (results/<task>/<baseline>/...json)")
+    export_model.add_argument("dest", type=Path, help="new folder to write")
+
+    tasks = commands.add_parser("tasks", help="list tasks: domain, query and document counts of a profile, built folder")
+    tasks.add_argument("--profile", default="small", help="the profile whose counts are shown (tasks without it: full)")
     commands.add_parser("methods", help="list methods and baseline configs")
     return parser
 
 
 def _run(args) -> int:
     from harness.baselines import load_baseline
-    from harness.catalog import load_task
     from harness.device import is_main_process
-    from harness.leaderboard import write_leaderboard
+    from harness.errors import HarnessError
+    from harness.report import write_leaderboard
     from harness import atomic
-    from harness.paths import BASELINES_DIR, RESULTS_DIR, data_dir, embedding_cache_dir, runs_dir
+    from harness.paths import BASELINES_DIR, data_dir, default_results_dir, embedding_cache_dir, runs_dir
     from harness.runner import RunSettings, run_benchmark
 
-    results_dir = args.out or RESULTS_DIR
+    results_dir = args.out or default_results_dir()
+    # Check and resolve everything first: a typo, a missing model or a bad file fails before anything is
+    # fitted or written.
+    _check_run_options(args, results_dir)
     for folder in (results_dir, data_dir(), embedding_cache_dir(), runs_dir()):
         atomic.sweep(folder)  # scratch files of earlier runs that were killed mid-write
     baselines_dir = args.baselines_dir or BASELINES_DIR
-    # Resolve everything first, so a typo or bad file fails before any training starts.
     baselines = [load_baseline(name, baselines_dir, overrides={"model": args.model}) for name in _csv(args.methods)]
-    if args.task_dir:
-        tasks = [load_task(task_dir=args.task_dir)]
-    else:
-        tasks = [load_task(name, profile=args.profile) for name in _csv(args.task)]
+    if not baselines:
+        raise HarnessError("--methods names no method")
+    _check_models(baselines, args)
+    tasks = _load_tasks(args)
+    _check_result_paths(tasks, baselines, args.seeds, results_dir)
     settings = RunSettings(
         seeds=args.seeds,
         device=args.device,
@@ -112,20 +154,165 @@ def _run(args) -> int:
         nli_model=args.nli_model,
         command="python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    run_benchmark(tasks, baselines, settings, jobs=args.jobs, plugins=args.plugin)
+    run_benchmark(tasks, baselines, settings, jobs=args.jobs, plugins=args.plugin,
+                  executor=args.executor, ray_address=args.ray_address)
     if is_main_process():  # under torchrun the other ranks only train
         print(write_leaderboard(results_dir))
     return 0
 
 
+def _check_run_options(args, results_dir: Path) -> None:
+    """The options that need nothing loaded: refused with one line before anything is read, fitted or written."""
+    from harness.catalog import check_task_name
+    from harness.errors import HarnessError
+
+    if not args.seeds:
+        raise HarnessError("--seeds names no seed")
+    if min(args.seeds) < 0:
+        raise HarnessError(f"seeds must be >= 0, got {min(args.seeds)} in --seeds")
+    if args.task_name is not None:
+        if not args.task_dir:
+            raise HarnessError("--task-name names a --task-dir folder; built-in tasks keep their own names")
+        check_task_name(args.task_name)
+    if args.task_dir and args.profile not in (None, "full"):
+        raise HarnessError(f"--profile {args.profile!r}: a --task-dir folder always runs whole; its only profile is 'full'")
+    if args.nli_model and not args.generator:
+        raise HarnessError("--nli-model scores generated answers, so it needs --generator")
+    if args.baselines_dir and not args.baselines_dir.is_dir():
+        raise HarnessError(f"--baselines-dir {args.baselines_dir} is not a folder")
+    _check_device(args.device)
+    _check_out(results_dir)
+
+
+def _check_device(requested: str) -> None:
+    """--device names a device this machine has ('auto' always does)."""
+    from harness.errors import HarnessError
+
+    if requested == "auto":
+        return
+    import torch
+
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        raise HarnessError(f"--device {requested!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise HarnessError(f"--device {requested}: this machine has {torch.cuda.device_count()} usable CUDA device(s)")
+
+
+def _check_out(folder: Path) -> None:
+    """--out is a folder this user can write, or the nearest existing folder above it is."""
+    from harness.errors import HarnessError
+
+    existing = folder.absolute()
+    while not (existing.exists() or existing.is_symlink()):
+        existing = existing.parent
+    beside = "" if existing == folder.absolute() else f" ({existing} is the nearest existing path)"
+    if not existing.is_dir():
+        raise HarnessError(f"--out {folder} cannot be a results folder: {existing} is a file{beside}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--out {folder} is not writable: no write permission on {existing}")
+
+
+def _check_models(baselines, args) -> None:
+    """Every model the run loads is a packaged alias or an existing model folder, checked before the first run
+    (not after the lexical baselines have been written)."""
+    from harness.llm import PACKAGED_CAUSAL_LMS, causal_lm_dir
+    from harness.models import PACKAGED_MODELS, resolve_model_path
+
+    aliases = {**PACKAGED_MODELS, **PACKAGED_CAUSAL_LMS}
+    if args.model:
+        _check_model(args.model, "--model", resolve_model_path, aliases)
+    for baseline in baselines:
+        spec = getattr(baseline.config, "model", None)
+        if spec:
+            _check_model(spec, f"--methods {baseline.name}", resolve_model_path, aliases)
+    if args.generator:
+        _check_model(args.generator, "--generator", causal_lm_dir, PACKAGED_CAUSAL_LMS)
+    if args.nli_model:
+        _check_model(args.nli_model, "--nli-model", resolve_model_path, {})
+
+
+def _check_model(spec: str, option: str, resolve, aliases: dict) -> None:
+    from harness.errors import HarnessError
+    from harness.registry import Registry
+
+    if spec in aliases:
+        return  # packaged: present once its package is installed; a packaged causal LM is converted on first use
+    looks_like_path = any(mark in spec for mark in "/\\~.") or Path(spec).exists()
+    if not looks_like_path and aliases:
+        unknown = Registry("model alias", "harness.model_aliases", aliases).unknown_message(spec)
+        raise HarnessError(f"{option}: {unknown}, or a local model folder")
+    try:
+        resolve(spec)
+    except HarnessError as exc:
+        raise HarnessError(f"{option}: {exc}") from None
+
+
+def _load_tasks(args) -> list:
+    """The tasks of --task or --task-dir; a profile given by name is checked for every task before any is built."""
+    from harness.catalog import check_profile, load_task
+    from harness.errors import HarnessError
+
+    if args.task_dir:
+        return [load_task(task_dir=args.task_dir, task_name=args.task_name)]
+    names = _csv(args.task)
+    if not names:
+        raise HarnessError("--task names no task")
+    for name in names if args.profile is not None else ():
+        check_profile(name, args.profile)
+    return [load_task(name, profile=args.profile or "small") for name in names]
+
+
+def _check_result_paths(tasks, baselines, seeds, results_dir: Path) -> None:
+    """Every result file is <out>/<task>/<baseline>/<file>: no task, baseline or profile name leads outside --out."""
+    from harness.errors import HarnessError
+    from harness.runner import result_key
+
+    root = Path(os.path.abspath(results_dir))
+    for task, baseline, seed in itertools.product(tasks, baselines, seeds):
+        path = result_key(task, baseline, seed).json_path(root)
+        parts = path.relative_to(root).parts if root in path.parents else ()
+        if len(parts) != 3 or ".." in parts:
+            raise HarnessError(f"task {task.name!r} with baseline {baseline.name!r} would write {path}, "
+                               f"which is not a file two folders below --out {results_dir}")
+
+
+def _load_plugin(module: str) -> None:
+    """Import a `--plugin` module by its dotted name; any failure is one line naming the module."""
+    from harness.errors import HarnessError
+    from harness.registry import load_plugin
+
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise HarnessError(f"--plugin {module!r} is not a module name: give an importable dotted name such as "
+                           "my_baselines or mypackage.tasks (put the folder that holds it on PYTHONPATH)")
+    try:
+        load_plugin(module)
+    except HarnessError:
+        raise
+    except Exception as exc:  # the plugin's own code failed while being imported
+        detail = (str(exc).splitlines() or [""])[0]
+        raise HarnessError(f"plugin module {module!r} failed to import: {type(exc).__name__}: {detail}") from None
+
+
 def _tasks(args) -> int:
-    from harness.catalog import TASKS, load_task
+    from harness.catalog import TASKS, ensure_built, load_task, resolve_card
+    from harness.errors import HarnessError
     from harness.taskstats import task_statistics
 
+    print(f"{'task':<15} {'domain':<20} {'profile':<8} {'docs':>7} {'train_q':>8} {'dev_q':>6} {'test_q':>7} {'depth':<10} folder")
     for name in TASKS.names():
-        task = load_task(name, profile="full")
+        card = resolve_card(name)
+        profile = args.profile if args.profile in card.profiles else "full"
+        try:
+            task = load_task(name, profile=profile)
+        except HarnessError as exc:  # a data package that is not installed: say so, list the rest
+            print(f"{name:<15} {card.domain:<20} unavailable: {exc}")
+            continue
         stats = task_statistics(task)
-        print(f"{name:<12} {task.metadata.get('domain', ''):<15} " + "  ".join(f"{k}={v}" for k, v in stats.items()))
+        counts = [stats.get(f"{split}_q", 0) for split in ("train", "dev", "test")]
+        print(f"{name:<15} {card.domain:<20} {profile:<8} {stats['docs']:>7} {counts[0]:>8} {counts[1]:>6} {counts[2]:>7} "
+              f"{stats['depth']:<10} {ensure_built(card)}")
     return 0
 
 
@@ -141,10 +328,31 @@ def _methods(args) -> int:
 
 def _export(args) -> int:
     from harness.export import export_mteb
-    from harness.paths import RESULTS_DIR
+    from harness.paths import default_results_dir
 
-    written = export_mteb(args.out or RESULTS_DIR, args.mteb)
+    written = export_mteb(args.out or default_results_dir(), args.mteb)
     print(f"wrote {len(written)} mteb result files under {args.mteb}")
+    return 0
+
+
+def _make_queries(args) -> int:
+    from harness.device import resolve_device
+    from harness.synthetic_queries import QuerySettings, load_generator, make_queries, summary_line
+
+    device = resolve_device(args.device)
+    settings = QuerySettings(per_doc=args.per_doc, splits=tuple(args.splits) if args.splits else None, seed=args.seed,
+                             batch_size=args.batch_size, filter=args.filter, top_k=args.top_k, max_docs=args.max_docs,
+                             min_words=args.min_words, max_words=args.max_words, device=device)
+    generate = load_generator(args.generator, device, args.seed, args.max_new_tokens)
+    info = make_queries(args.task_dir, generate, settings, out_dir=args.out_dir)
+    print(summary_line(info, args.out_dir or args.task_dir))
+    return 0
+
+
+def _export_model(args) -> int:
+    from harness.export_model import export_model
+
+    print(f"exported {export_model(args.result, args.dest)}")
     return 0
 
 
@@ -152,20 +360,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     go_offline(args.allow_hub)
     from harness.errors import HarnessError
-    from harness.registry import load_plugin
 
     try:
         for module in args.plugin:
-            load_plugin(module)
+            _load_plugin(module)
         if args.command == "run":
             return _run(args)
         if args.command == "table":
-            from harness.leaderboard import write_leaderboard
-            from harness.paths import RESULTS_DIR
+            from harness import atomic
+            from harness.report import write_leaderboard
+            from harness.paths import default_results_dir
+            from harness.results import scan_results
 
-            print(write_leaderboard(args.out or RESULTS_DIR))
+            results_dir = args.out or default_results_dir()
+            atomic.sweep(results_dir)  # scratch files of an earlier table or run killed mid-write
+            for path, reason in scan_results(results_dir).skipped:  # write_leaderboard counts only the valid ones
+                shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+                print(f"harness: skipped {shown}: {reason}", file=sys.stderr)
+            print(write_leaderboard(results_dir))
             return 0
-        return {"tasks": _tasks, "methods": _methods, "export": _export}[args.command](args)
+        return {"tasks": _tasks, "methods": _methods, "export": _export,
+                "make-queries": _make_queries, "export-model": _export_model}[args.command](args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

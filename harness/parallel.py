@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
@@ -28,8 +29,9 @@ def threads_per_job(jobs: int, threads: int | None) -> int:
 
 
 def expected_cost(unit) -> tuple[int, int]:
+    """Training examples the config declares (steps x batch), then corpus size: the larger, the earlier it starts."""
     task, baseline, _seed = unit
-    return getattr(baseline.config, "max_steps", 0) or 0, len(task.corpus)
+    return baseline.expected_cost, len(task.corpus)
 
 
 def _start_worker(plugins: list[str], threads: int) -> None:
@@ -41,10 +43,18 @@ def _start_worker(plugins: list[str], threads: int) -> None:
         load_plugin(module)
 
 
+def reset_gpu_peak() -> None:
+    """Start a run's peak GPU memory (`run_info.peak_gpu_memory_mb`) afresh in a process that ran others before."""
+    torch = sys.modules.get("torch")  # never the import: a process that has not touched CUDA has no peak
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
 def _run_unit(unit, settings) -> Path:
     from harness.runner import run_one
 
     try:
+        reset_gpu_peak()
         return run_one(*unit, settings)
     except HarnessError as exc:  # subclasses with extra constructor arguments do not unpickle
         raise HarnessError(str(exc)) from None

@@ -16,13 +16,10 @@ import torch
 from harness.baselines import Baseline
 from harness.device import is_main_process, process_rank, resolve_device, set_threads
 from harness.methods.base import FitContext, Fitted
-from harness.metrics.hierarchy import hierarchy_scores
-from harness.metrics.rag import rag_scores
-from harness.metrics.retrieval import mean_scores, per_query_scores
-from harness.models import model_slug
-from harness.paths import RESULTS_DIR, embedding_cache_dir, runs_dir
+from harness.metrics import Evaluation, score_all
+from harness.paths import default_results_dir, embedding_cache_dir, runs_dir
 from harness.results import RUN_FILE_DEPTH, Result, ResultKey, environment_info, git_commit, write_result
-from harness.search import Run, exact_search
+from harness.search import Run, dense_search
 from harness.task import Task
 
 
@@ -31,7 +28,7 @@ class RunSettings:
     seeds: tuple[int, ...] = (0,)
     device: str = "auto"
     threads: int | None = None
-    results_dir: Path = RESULTS_DIR
+    results_dir: Path = field(default_factory=default_results_dir)
     overwrite: bool = False
     top_k: int = 100
     show_progress: bool = True
@@ -42,7 +39,6 @@ class RunSettings:
     generator_k: int = 3
     generator_max_queries: int | None = 100  # ~6 s per answer with SmolLM2 on one CPU core
     nli_model: str | None = None  # local NLI cross-encoder folder for the NLI support score
-    extra_meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -71,23 +67,15 @@ def retrieve_with_embeddings(task: Task, fitted: Fitted, split: str, top_k: int)
     retriever = fitted.retriever
     if hasattr(retriever, "search"):
         return Retrieval(retriever.search(queries, top_k))
-    doc_ids, query_ids = list(task.corpus), list(queries)
-    doc_vectors = retriever.encode([task.corpus[d].full_text for d in doc_ids], "document")
-    query_vectors = retriever.encode([queries[q] for q in query_ids], "query")
-    run = exact_search(query_ids, query_vectors, doc_ids, doc_vectors, top_k)
-    return Retrieval(run, doc_ids, doc_vectors, query_ids, query_vectors)
+    return Retrieval(*dense_search(retriever, {d: doc.full_text for d, doc in task.corpus.items()}, queries, top_k))
 
 
 def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict[str, float], dict[str, float]]:
-    """All metric families in one flat dict (retrieval, RAG proxies, hierarchy for dense methods),
-    and the main score per query."""
-    per_query = per_query_scores(task.qrels[split], retrieval.run)
-    scores = mean_scores(per_query)
-    scores.update(rag_scores(task, split, retrieval.run))
-    if retrieval.doc_vectors is not None:
-        scores.update(hierarchy_scores(task, split, retrieval.doc_ids, retrieval.doc_vectors,
-                                       retrieval.query_ids, retrieval.query_vectors, seed=seed))
-    return scores, {qid: row[task.main_score] for qid, row in per_query.items()}
+    """Every registered metric family's metrics in one flat dict, and the main score per query."""
+    evaluation = Evaluation(task, split, retrieval.run, seed, retrieval.doc_ids, retrieval.doc_vectors,
+                            retrieval.query_ids, retrieval.query_vectors)
+    scores = score_all(evaluation)
+    return scores, {qid: row[task.main_score] for qid, row in evaluation.per_query.items()}
 
 
 @lru_cache(maxsize=2)
@@ -112,15 +100,21 @@ def generation_scores(task: Task, retrieval: Retrieval, settings: RunSettings, d
 
 
 def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
-    model = getattr(baseline.config, "model", None)
     return ResultKey(
         task=task.name,
         baseline=baseline.name,
-        model=model_slug(model) if model else "lexical",
+        model=baseline.model_slug,
         config_hash=baseline.config_hash,
         profile=task.profile,
         seed=seed,
     )
+
+
+def embedding_cache_use(retriever) -> dict[str, int] | None:
+    """Cache hits, misses and corrupt entries recomputed, so a result says where its embeddings came
+    from; None when the retriever has no embedding cache (BM25, a trained model, or the cache turned off)."""
+    cache_use = getattr(retriever, "cache_use", None)
+    return cache_use() if callable(cache_use) else None
 
 
 def _log(message: str) -> None:
@@ -160,7 +154,8 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         main_score=task.main_score,
         scores=scores,
         evaluation_time=eval_seconds,
-        dataset_revision=task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")[:12],
+        dataset_revision=(task.metadata.get("revision")  # a --task-dir folder's content checksum
+                          or task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local"))[:12],
         split=settings.split,
         per_query=per_query,
         run_info={
@@ -173,25 +168,48 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
             "wall_time_s": round(time.perf_counter() - started, 3),
             "fit_time_s": round(fit_seconds, 3),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.startswith("cuda") else None,
             "n_queries": len(task.qrels[settings.split]),
             "n_corpus": len(task.corpus),
             "top_k": settings.top_k,
             "run_file_depth": RUN_FILE_DEPTH,
+            "embedding_cache": embedding_cache_use(fitted.retriever),
+            # dev selection kept the untouched model: the leaderboard marks such rows (harness.leaderboard.untrained)
+            "untrained": bool(fitted.train_info.get("trained")) and fitted.train_info.get("selected_step") == 0,
         },
         train_info=fitted.train_info,
-        meta_info={**environment_info(device), "task": task.metadata, **settings.extra_meta},
+        meta_info={**environment_info(device), "task": task.metadata},
     )
     written = write_result(result, retrieval.run, settings.results_dir)
     _log(f"done {task.name}/{baseline.name}/seed{seed}: {task.main_score}={scores[task.main_score]:.4f} -> {written}")
+    model_path = fitted.train_info.get("model_path") or fitted.train_info.get("adapter")
+    if model_path:
+        _log(f"model: {model_path} (self-contained copy: harness export-model {written} DEST)")
     return written
 
 
 def run_benchmark(tasks: list[Task], baselines: list[Baseline], settings: RunSettings, jobs: int = 1,
-                  plugins: list[str] = ()) -> list[Path]:
-    """Every task x baseline x seed; `jobs` > 1 runs them in that many processes (`harness.parallel`)."""
-    units = [(task, baseline, seed) for task in tasks for baseline in baselines for seed in settings.seeds]
-    if jobs > 1 and len(units) > 1:
-        from harness.parallel import run_parallel
+                  plugins: list[str] = (), executor: str = "local", ray_address: str | None = None) -> list[Path]:
+    """Every task x baseline x seed: here, in `jobs` local processes (`harness.parallel`), or as Ray
+    tasks on a machine or cluster (`harness.ray_executor`, `executor="ray"`)."""
+    from harness.errors import HarnessError
 
+    units = [(task, baseline, seed) for task in tasks for baseline in baselines for seed in settings.seeds]
+    if executor == "ray":
+        if jobs > 1:
+            raise HarnessError("--jobs is for the local executor; under --executor ray each run asks Ray for its "
+                               "baseline's `resources` and Ray decides how many run at once")
+        from harness.ray_executor import run_on_ray
+
+        return run_on_ray(units, settings, plugins, address=ray_address)
+    if ray_address:
+        raise HarnessError("--ray-address needs --executor ray")
+    from harness.parallel import reset_gpu_peak, run_parallel
+
+    if jobs > 1 and len(units) > 1:
         return run_parallel(units, settings, min(jobs, len(units)), plugins)
-    return [run_one(task, baseline, seed, settings) for task, baseline, seed in units]
+    paths = []
+    for task, baseline, seed in units:
+        reset_gpu_peak()  # each result's peak GPU memory is its own
+        paths.append(run_one(task, baseline, seed, settings))
+    return paths
