@@ -156,8 +156,11 @@ def _splits(settings: QuerySettings, human: Task | None) -> tuple[str, ...]:
 
 
 def _check_output_folder(out: Path, source: Path) -> None:
-    """Never write into a folder of someone else's: a new one, the source, or an earlier make-queries output."""
-    if out.resolve() == source.resolve() or not out.exists() or (out / INFO_FILE).exists() or not any(out.iterdir()):
+    """Never write into a folder of someone else's: a new one, the source, or an earlier make-queries output
+    (finished, with its info file, or interrupted, with only its generation cache: then it resumes)."""
+    if out.resolve() == source.resolve() or not out.exists() or not any(out.iterdir()):
+        return
+    if (out / INFO_FILE).exists() or {p.name for p in out.iterdir()} <= {CACHE_FILE}:
         return
     raise HarnessError(f"{out} exists and was not written by make-queries: choose a new --out-dir")
 

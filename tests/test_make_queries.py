@@ -129,6 +129,29 @@ def test_an_interrupted_run_keeps_its_finished_batches(named_corpus):
     assert len(resumed.prompts) == 48 - 8
 
 
+def test_an_interrupted_run_into_a_new_folder_resumes_there(tiny_task_dir, tmp_path):
+    out = tmp_path / "synthetic-train"
+
+    def first_words(prompts):
+        if first_words.calls >= 1:
+            raise RuntimeError("generator crashed")
+        first_words.calls += 1
+        return [" ".join(p.split()[:4]) for p in prompts]
+
+    first_words.fingerprint, first_words.calls = "first-words", 0
+    settings = QuerySettings(per_doc=1, filter="none", batch_size=4)
+    with pytest.raises(RuntimeError):
+        make_queries(tiny_task_dir, first_words, settings, out_dir=out)
+    assert [p.name for p in out.iterdir()] == ["synthetic_generations.jsonl"]
+    first_words.calls = -100  # works again
+    make_queries(tiny_task_dir, first_words, settings, out_dir=out)
+    assert (out / "synthetic_info.json").exists()
+    (tmp_path / "someone-elses").mkdir()
+    (tmp_path / "someone-elses" / "notes.txt").write_text("keep")
+    with pytest.raises(HarnessError, match="was not written by make-queries"):
+        make_queries(tiny_task_dir, first_words, settings, out_dir=tmp_path / "someone-elses")
+
+
 def test_length_duplicate_and_round_trip_filters_are_counted(named_corpus, capsys):
     settings = QuerySettings(per_doc=4, filter="bm25", top_k=1, min_words=3, max_words=12, splits=("train", "test"))
     info = make_queries(named_corpus, StubGenerator(), settings)
