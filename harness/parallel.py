@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,8 +60,9 @@ def _run_unit(unit, settings) -> Path:
         raise HarnessError(str(exc)) from None
 
 
-def run_parallel(units: list, settings, jobs: int, plugins: list[str] = ()) -> list[Path]:
-    """Run every unit in `jobs` processes; return result paths in the units' order."""
+def run_parallel(units: list, settings, jobs: int, plugins: list[str] = (), progress=None) -> list[Path]:
+    """Run every unit in `jobs` processes; return result paths in the units' order. The first failure
+    cancels the runs not yet started and is raised once the running ones have ended."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise HarnessError("--jobs > 1 cannot be combined with torchrun; use one or the other")
     threads = threads_per_job(jobs, settings.threads)
@@ -69,10 +70,16 @@ def run_parallel(units: list, settings, jobs: int, plugins: list[str] = ()) -> l
     order = sorted(range(len(units)), key=lambda i: expected_cost(units[i]), reverse=True)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(list(plugins), threads)) as pool:
-        futures = {i: pool.submit(_run_unit, units[i], settings) for i in order}
-        done, _pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            pool.shutdown(cancel_futures=True)
-            raise failed[0].exception()
-    return [futures[i].result() for i in range(len(units))]
+        futures = {pool.submit(_run_unit, units[i], settings): i for i in order}
+        results: dict[int, Path] = {}
+        for future in as_completed(futures):
+            i = futures[future]
+            if future.exception() is not None:
+                if progress:
+                    progress.finish(i, failed=True)
+                pool.shutdown(cancel_futures=True)
+                raise future.exception()
+            results[i] = future.result()
+            if progress and progress.status.get(i) != "skipped":
+                progress.finish(i)
+    return [results[i] for i in range(len(units))]

@@ -91,7 +91,7 @@ def _warn_infeasible(ray, units) -> None:
                 return
 
 
-def run_on_ray(units: list, settings, plugins: list[str] = (), address: str | None = None) -> list[Path]:
+def run_on_ray(units: list, settings, plugins: list[str] = (), address: str | None = None, progress=None) -> list[Path]:
     """Run every unit as a Ray task; return result paths in the units' order, or raise one HarnessError
     naming how many failed after every other unit has finished."""
     from harness.parallel import expected_cost
@@ -113,7 +113,7 @@ def run_on_ray(units: list, settings, plugins: list[str] = (), address: str | No
     try:
         _warn_infeasible(ray, [units[i] for i in todo])
         failures = _submit_and_wait(ray, units, sorted(todo, key=lambda i: expected_cost(units[i]), reverse=True),
-                                    settings, list(plugins))
+                                    settings, list(plugins), progress)
     finally:
         if started:
             ray.shutdown()
@@ -126,7 +126,7 @@ def run_on_ray(units: list, settings, plugins: list[str] = (), address: str | No
     return paths
 
 
-def _submit_and_wait(ray, units, order: list[int], settings, plugins: list[str]) -> dict[int, str]:
+def _submit_and_wait(ray, units, order: list[int], settings, plugins: list[str], progress=None) -> dict[int, str]:
     """Submit the units longest first; wait for all; return {unit index: error text} for the failed ones."""
     remote = ray.remote(_run_unit)
     environment, sys_path = forwarded_environment(), list(sys.path)
@@ -152,4 +152,6 @@ def _submit_and_wait(ray, units, order: list[int], settings, plugins: list[str])
             failures[i] = str(exc.cause) if exc.cause is not None else str(exc)
         except ray.exceptions.RayError as exc:  # the worker died (out of memory, node lost)
             failures[i] = f"{units[i][0].name}/{units[i][1].name}/seed{units[i][2]} failed: {exc}"
+        if progress:
+            progress.finish(i, failed=i in failures)
     return failures
