@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", default="bm25,frozen", help="baselines (configs in baselines/ or method names)")
     run.add_argument("--baselines-dir", type=Path, help="folder of baseline configs (default: the project's baselines/)")
     run.add_argument("--model", help="base model for every method that takes one: alias or local folder")
+    run.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key of every selected baseline that has it (repeatable); the value is "
+                     "read as TOML (1e-4, true, \"text\", [1, 2]) and enters the config hash")
     run.add_argument("--seed", "--seeds", dest="seeds", type=_seeds, default=(0,), help="seed or comma-separated seeds")
     run.add_argument("--profile", help="task profile: small (CPU caps; the default) or full; a --task-dir "
                      "folder always runs full")
@@ -119,13 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from harness.baselines import load_baseline
+    from harness.baselines import apply_settings, load_baseline, parse_setting
     from harness.device import is_main_process
     from harness.errors import HarnessError
     from harness.report import write_leaderboard
     from harness import atomic
     from harness.paths import BASELINES_DIR, data_dir, default_results_dir, embedding_cache_dir, runs_dir
-    from harness.runner import RunSettings, run_benchmark
+    from harness.grid import run_benchmark
+    from harness.runner import RunSettings
 
     results_dir = args.out or default_results_dir()
     # Check and resolve everything first: a typo, a missing model or a bad file fails before anything is
@@ -137,6 +141,7 @@ def _run(args) -> int:
     baselines = [load_baseline(name, baselines_dir, overrides={"model": args.model}) for name in _csv(args.methods)]
     if not baselines:
         raise HarnessError("--methods names no method")
+    baselines = apply_settings(baselines, dict(parse_setting(text) for text in args.settings))
     _check_models(baselines, args)
     tasks = _load_tasks(args)
     _check_result_paths(tasks, baselines, args.seeds, results_dir)

@@ -3,8 +3,8 @@ flat `{mteb-style name: value}` dict, and says which of its metrics the leaderbo
 
 A family is one module that calls `register_family(MetricFamily(...))`; the runner scores every
 registered family, and the leaderboard and report give each one its section. The built-in families
-(retrieval, hierarchy, rag) register when this package is imported; a plugin family registers when its
-module is imported with `--plugin`.
+(retrieval, hierarchy, rag: their metrics in the modules of those names) are registered at the end of this
+file, in leaderboard order; a plugin family registers when its module is imported with `--plugin`.
 """
 
 from __future__ import annotations
@@ -68,5 +68,31 @@ def score_all(evaluation: Evaluation) -> dict[str, float]:
     return scores
 
 
-# Built-in families, in leaderboard order.
-from harness.metrics import retrieval, hierarchy, rag  # noqa: E402,F401  (they register themselves)
+from harness.metrics import hierarchy, rag, retrieval  # noqa: E402  (they need Evaluation's module loaded first)
+
+register_family(MetricFamily(
+    name="retrieval",
+    title="Retrieval",
+    compute=retrieval.family_scores,
+    headline=("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_10", "hit_rate_at_1"),
+))
+register_family(MetricFamily(
+    name="hierarchy",
+    title="Hierarchical classification (curated labels; l1 = root level)",
+    compute=hierarchy.family_scores,
+    headline=("hier_l1_doc_accuracy", "hier_l2_doc_accuracy", "hier_l2_doc_macro_f1", "hier_l3_doc_accuracy",
+              "hier_path_doc_f1", "hier_path_doc_consistency", "hier_l1_query_accuracy", "hier_l2_query_accuracy",
+              "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure"),
+    plot=hierarchy.plot_levels,
+    plot_caption="hierarchy levels",
+))
+register_family(MetricFamily(
+    name="rag",
+    title="RAG hallucination proxies (from the retrieval run)",
+    compute=rag.family_scores,
+    headline=("gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
+              "context_precision_at_10", "wrong_branch_rate_l1_at_5", "wrong_branch_rate_l2_at_5",
+              "wrong_branch_rate_l1_at_5_on_miss"),
+    # the generator-based proxies (opt-in `--generator`, harness/rag_generation.py) carry k in their names
+    headline_prefixes=("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_"),
+))

@@ -199,7 +199,7 @@ def clustering_scores(vectors: np.ndarray, paths: list[LabelPath], seed: int, se
     return scores
 
 
-def _family_scores(evaluation) -> dict[str, float]:
+def family_scores(evaluation) -> dict[str, float]:
     if evaluation.doc_vectors is None:  # lexical methods have no embeddings to probe
         return {}
     return hierarchy_scores(evaluation.task, evaluation.split, evaluation.doc_ids, evaluation.doc_vectors,
@@ -228,21 +228,3 @@ def plot_levels(frame, task: str, plt):
     axes[0].set_ylabel("accuracy")
     axes[1].legend(fontsize=7, loc="best")
     return figure
-
-
-def _register() -> None:
-    from harness.metrics import MetricFamily, register_family
-
-    register_family(MetricFamily(
-        name="hierarchy",
-        title="Hierarchical classification (curated labels; l1 = root level)",
-        compute=_family_scores,
-        headline=("hier_l1_doc_accuracy", "hier_l2_doc_accuracy", "hier_l2_doc_macro_f1", "hier_l3_doc_accuracy",
-                  "hier_path_doc_f1", "hier_path_doc_consistency", "hier_l1_query_accuracy", "hier_l2_query_accuracy",
-                  "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure"),
-        plot=plot_levels,
-        plot_caption="hierarchy levels",
-    ))
-
-
-_register()

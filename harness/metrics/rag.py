@@ -95,23 +95,5 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _family_scores(evaluation) -> dict[str, float]:
+def family_scores(evaluation) -> dict[str, float]:
     return rag_scores(evaluation.task, evaluation.split, evaluation.run)
-
-
-def _register() -> None:
-    from harness.metrics import MetricFamily, register_family
-
-    register_family(MetricFamily(
-        name="rag",
-        title="RAG hallucination proxies (from the retrieval run)",
-        compute=_family_scores,
-        headline=("gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
-                  "context_precision_at_10", "wrong_branch_rate_l1_at_5", "wrong_branch_rate_l2_at_5",
-                  "wrong_branch_rate_l1_at_5_on_miss"),
-        # the generator-based proxies (opt-in `--generator`, harness/rag_generation.py) carry k in their names
-        headline_prefixes=("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_"),
-    ))
-
-
-_register()

@@ -53,19 +53,5 @@ def retrieval_scores(qrels, run, k_values: tuple[int, ...] = K_VALUES) -> dict[s
     return mean_scores(per_query_scores(qrels, run, k_values))
 
 
-def _family_scores(evaluation) -> dict[str, float]:
+def family_scores(evaluation) -> dict[str, float]:
     return mean_scores(evaluation.per_query)
-
-
-def _register() -> None:
-    from harness.metrics import MetricFamily, register_family
-
-    register_family(MetricFamily(
-        name="retrieval",
-        title="Retrieval",
-        compute=_family_scores,
-        headline=("ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_10", "hit_rate_at_1"),
-    ))
-
-
-_register()
