@@ -82,8 +82,8 @@ def baseline_names(directory: Path = BASELINES_DIR) -> list[str]:
     return sorted({p.stem for p in directory.glob("*.toml")} | set(METHODS.names()))
 
 
-def _coerce(path: Path, text: str, field: dataclasses.Field, value: Any) -> Any:
-    """Check a TOML value against the type of the field's default (annotations may be strings)."""
+def typed_value(field: dataclasses.Field, value: Any) -> Any:
+    """A TOML value as the type of the field's default (annotations may be strings); HarnessError if it is not one."""
     default = field.default_factory() if field.default is dataclasses.MISSING else field.default
     if default is None:
         return value
@@ -93,8 +93,15 @@ def _coerce(path: Path, text: str, field: dataclasses.Field, value: Any) -> Any:
     if expected is tuple and isinstance(value, list):
         return tuple(value)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-        raise InputError(path, _line_of(text, field.name), f"`{field.name}` must be {expected.__name__}, got {value!r}")
+        raise HarnessError(f"`{field.name}` must be {expected.__name__}, got {value!r}")
     return value
+
+
+def _coerce(path: Path, text: str, field: dataclasses.Field, value: Any) -> Any:
+    try:
+        return typed_value(field, value)
+    except HarnessError as exc:
+        raise InputError(path, _line_of(text, field.name), str(exc)) from None
 
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
@@ -147,3 +154,59 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
             values[key] = value
     return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None,
                     resources=resources)
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """`key=value` of `--set`: the value read as a TOML value (1e-4, true, "text", [1, 2]), else as a bare string."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise HarnessError(f"--set takes key=value, got {text!r}")
+    try:
+        return key.strip(), tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value.strip()
+
+
+def apply_settings(baselines: list[Baseline], settings: dict[str, Any]) -> list[Baseline]:
+    """`--set key=value` on every baseline whose config has `key` (or its old name), checked like a file's value.
+
+    The value becomes part of the config, hence of its hash: an overridden run never reuses the default's results.
+    A key that no baseline has is an error with the nearest known key.
+    """
+    from harness.registry import Registry
+
+    known = {}
+    for baseline in baselines:
+        names = {f.name: f.name for f in dataclasses.fields(baseline.config)}
+        known.update({**names, **legacy_names(type(baseline.config))})
+    for key in settings:
+        if key not in known:
+            message = Registry("config key", "harness.config_keys", known).unknown_message(key)
+            raise HarnessError(f"--set {key}: {message}")
+    updated = []
+    for baseline in baselines:
+        fields = {f.name: f for f in dataclasses.fields(baseline.config)}
+        renamed = legacy_names(type(baseline.config))
+        values = {}
+        for key, value in settings.items():
+            name = key if key in fields else renamed.get(key)
+            if name is None:
+                continue  # another selected baseline has it
+            try:
+                values[name] = typed_value(fields[name], value)
+            except HarnessError as exc:
+                raise HarnessError(f"--set {key}: {exc} (baseline {baseline.name!r})") from None
+        updated.append(dataclasses.replace(baseline, config=dataclasses.replace(baseline.config, **values)) if values else baseline)
+    return updated
+
+
+def describe(baseline: Baseline) -> str:
+    """The first comment line of the baseline's file (what it is for), or the method's docstring summary."""
+    if baseline.path:
+        for line in baseline.path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                return line.lstrip("# ").strip()
+            if line.strip():
+                break
+    doc = (METHODS.get(baseline.method).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

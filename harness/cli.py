@@ -321,13 +321,20 @@ def _tasks(args) -> int:
     return 0
 
 
-def _methods(args) -> int:
-    from harness.baselines import baseline_names, load_baseline
+MAIN_SETTINGS = ("model", "max_steps", "learning_rate", "train_batch_size", "max_seq_length", "label_source", "k1")
 
+
+def _methods(args) -> int:
+    from harness.baselines import baseline_names, describe, load_baseline
+
+    print(f"{'baseline':<18} {'method':<12} {'config':<9} {'main settings':<58} description")
     for name in baseline_names():
         baseline = load_baseline(name)
-        source = baseline.path.name if baseline.path else "(method defaults)"
-        print(f"{name:<16} method={baseline.method:<12} config={baseline.config_hash}  {source}")
+        values = baseline.config_dict
+        settings = " ".join(f"{key}={values[key]}" for key in MAIN_SETTINGS if key in values)
+        text = describe(baseline)
+        text = text if len(text) <= 90 else text[:89] + "…"
+        print(f"{name:<18} {baseline.method:<12} {baseline.config_hash:<9} {settings:<58} {text}")
     return 0
 
 

@@ -17,3 +17,17 @@ def test_tasks_lists_every_built_in_task_with_profile_counts_and_folder(capsys):
     cyber = rows["cyber"].split()
     assert cyber[2:7] == ["small", "637", "4000", "500", "1000"]  # the small profile's caps (tasks/cyber.toml)
     assert all("/data/" in row for row in rows.values())
+
+
+def test_methods_lists_each_baseline_with_its_hash_main_settings_and_description(capsys):
+    from harness.baselines import load_baseline
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["baseline", "method", "config", "main"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert {"bm25", "frozen", "contrastive", "lora", "heal", "lbr"} <= set(rows)
+    contrastive = rows["contrastive"]
+    assert load_baseline("contrastive").config_hash in contrastive
+    assert "max_steps=" in contrastive and "learning_rate=" in contrastive and "model=minilm" in contrastive
+    assert "Lexical baseline" in rows["bm25"]  # the first comment line of baselines/bm25.toml
