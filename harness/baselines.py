@@ -39,6 +39,9 @@ class Baseline:
     # What one run asks of a scheduler (`--executor ray`): e.g. {"num_gpus": 1}. Where it runs, not what
     # it computes, so it is outside the config hash and outside equality.
     resources: dict[str, float] = field(default_factory=dict, compare=False)
+    # Baselines this row is tested against on the leaderboard, besides frozen (`compare_with = [...]` in the
+    # file): the reference that differs from it in one thing only. Not part of the config hash.
+    compare_with: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -135,6 +138,7 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
         raise HarnessError(METHODS.unknown_message(name).replace("unknown method", "unknown method or baseline"))
     method = raw.pop("method", name)
     resources = _resources(path, text, raw.pop("resources")) if "resources" in raw else {}
+    compare_with = _compare_with(path, text, raw.pop("compare_with")) if "compare_with" in raw else ()
     config_cls = METHODS.get(method).Config
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     renamed = legacy_names(config_cls)
@@ -153,7 +157,26 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
         if key in fields and value is not None:
             values[key] = value
     return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None,
-                    resources=resources)
+                    resources=resources, compare_with=compare_with)
+
+
+def _compare_with(path: Path, text: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputError(path, _line_of(text, "compare_with"), f"`compare_with` must be a list of baseline names, got {value!r}")
+    return tuple(value)
+
+
+def declared_comparisons(directory: Path = BASELINES_DIR) -> dict[str, tuple[str, ...]]:
+    """Baseline name -> the baselines its file says it is tested against (`compare_with`), for the leaderboard."""
+    declared = {}
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            value = tomllib.loads(path.read_text(encoding="utf-8")).get("compare_with")
+        except (OSError, tomllib.TOMLDecodeError):
+            continue  # `run` reports a broken file; the leaderboard just falls back to the defaults
+        if isinstance(value, list):
+            declared[path.stem] = tuple(v for v in value if isinstance(v, str))
+    return declared
 
 
 def parse_setting(text: str) -> tuple[str, Any]:

@@ -76,21 +76,24 @@ def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
     return groups
 
 
-def comparisons(results: list[Result]) -> pd.DataFrame:
-    """Paired tests (two-level bootstrap over seeds and test queries, `stats.paired_bootstrap_p`): each row
-    against frozen, against the baseline its method declares as reference (heal -> contrastive, lbr -> llm-cl),
-    and each ablation (a baseline named differently from its method, e.g. heal-gold) against its method's own
-    baseline. `p_holm` is Holm-Bonferroni adjusted over every test in the table; `significant` uses it."""
+def comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """Paired tests (two-level bootstrap over seeds and test queries, `stats.paired_bootstrap_p`) of each row
+    against frozen and against the baselines its file declares (`compare_with`, in `declared`): the rows that
+    differ from it in one thing. Without a declaration: against the baseline its method declares as reference
+    (heal -> contrastive, lbr -> llm-cl) and, for an ablation (a baseline named differently from its method,
+    e.g. heal-gold), against its method's own baseline. `p_holm` is Holm-Bonferroni adjusted over every test
+    in the table; `significant` uses it."""
     groups = _groups(results)
     rows = []
     for (task, baseline, model, config), runs in sorted(groups.items()):
         method = runs[0].run_info.get("method", baseline)
         references = {"frozen", reference_of(method)} - {None, method}
-        if baseline != method:
+        if baseline in (declared or {}):  # the baseline file names its own references
+            references = {"frozen", *declared[baseline]} - {baseline}
+        elif baseline != method:
             references.add(method)
-        for reference_method in sorted(references):
-            candidates = [(k, v) for k, v in groups.items() if k[0] == task and v[0].run_info.get("method", k[1]) == reference_method
-                          and k[1] == reference_method]
+        for reference_name in sorted(references):
+            candidates = [(k, v) for k, v in groups.items() if k[0] == task and k[1] == reference_name]
             if not candidates or not all(r.per_query for r in runs + candidates[0][1]):
                 continue
             (_, ref_baseline, ref_model, _), ref_runs = sorted(candidates, key=lambda kv: kv[0][2] != model)[0]
@@ -166,11 +169,16 @@ class Leaderboard:
     sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
 
 
-def build(results: list[Result]) -> Leaderboard | None:
+def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> Leaderboard | None:
+    """All tables; `declared` (baseline -> compare_with) defaults to what the project's baseline files say."""
     frame = results_frame(results)
     if frame.empty:
         return None
-    tests = comparisons(results)
+    if declared is None:
+        from harness.baselines import declared_comparisons
+
+        declared = declared_comparisons()
+    tests = comparisons(results, declared)
     significant = set()
     if not tests.empty:
         significant = {(r.task, r.baseline, r.model, r.against_baseline) for r in tests.itertuples() if r.significant == "yes"}

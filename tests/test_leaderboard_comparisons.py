@@ -59,3 +59,23 @@ def test_holm_adjusts_step_down_and_keeps_order():
 
     adjusted = holm([0.01, 0.04, 0.03, 0.005])
     assert adjusted == [0.03, 0.06, 0.06, 0.02]
+
+
+def test_a_declared_reference_replaces_the_default_pairing():
+    results = [_result("frozen", "frozen", 0.0), _result("contrastive", "contrastive", 0.3), _result("heal", "heal", 0.2),
+               _result("heal-instance", "heal", 0.25), _result("heal-cw03", "heal", 0.2)]
+    table = comparisons(results, declared={"heal-cw03": ("heal-instance", "heal")})
+    pairs = {(row.baseline, row.against_baseline) for row in table.itertuples()}
+    assert {("heal-cw03", "frozen"), ("heal-cw03", "heal-instance"), ("heal-cw03", "heal")} <= pairs
+    assert ("heal-cw03", "contrastive") not in pairs  # the declaration, not the method's default, decides
+    assert ("heal-instance", "contrastive") in pairs and ("heal-instance", "heal") in pairs  # undeclared: defaults
+
+
+def test_compare_with_is_read_from_the_baseline_file_and_stays_out_of_the_hash(tmp_path):
+    from harness.baselines import declared_comparisons, load_baseline
+
+    (tmp_path / "heal-x.toml").write_text('method = "heal"\ncompare_with = ["heal", "contrastive"]\nlabel_source = "gold"\n')
+    (tmp_path / "heal-y.toml").write_text('method = "heal"\nlabel_source = "gold"\n')
+    x, y = load_baseline("heal-x", tmp_path), load_baseline("heal-y", tmp_path)
+    assert x.compare_with == ("heal", "contrastive") and x.config_hash == y.config_hash
+    assert declared_comparisons(tmp_path) == {"heal-x": ("heal", "contrastive")}

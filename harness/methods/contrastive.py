@@ -8,8 +8,10 @@ often pairs a query with its own document as a "negative", which measurably stop
 
 Optional hard negatives (`hard_negatives = n`, default 0 = off): for each query, the n documents
 BM25 ranks highest among those not judged relevant to it, after skipping the top
-`hard_negative_skip` ranks (the usual guard against unjudged true positives). They become extra
-columns, which MNRL treats as additional negatives for their row.
+`hard_negative_skip` ranks (the usual guard against unjudged true positives); or, with
+`hard_negative_miner = "dense"`, the base model's own nearest non-relevant documents with
+sentence-transformers' margin and range filters (`harness.methods.hard_negatives`). They become
+extra columns, which MNRL treats as additional negatives for their row.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, require_train_split
+from harness.methods.hard_negatives import HardNegativeFields, dense_negatives
 from harness.methods.st_training import TrainConfig, finish, load_base_model, train
 from harness.task import Task
 
@@ -25,17 +28,16 @@ LOSSES = ("mnrl", "cached_mnrl")
 
 
 @dataclass(frozen=True)
-class ContrastiveConfig(TrainConfig):
+class ContrastiveConfig(HardNegativeFields, TrainConfig):
     loss: str = "mnrl"  # mnrl | cached_mnrl
     scale: float = 20.0  # 1 / temperature of the in-batch softmax
     mini_batch_size: int = 32  # cached_mnrl: texts per forward pass
-    hard_negatives: int = 0  # BM25-mined negatives per pair; 0 = in-batch negatives only
-    hard_negative_skip: int = 0  # BM25 ranks skipped before mining
 
     def check(self, task: Task) -> None:
         require_train_split(task, "contrastive training")
         if self.loss not in LOSSES:
             raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        self.check_hard_negatives()
 
 
 def mine_hard_negatives(task: Task, count: int, skip: int) -> dict[str, list[str]]:
@@ -53,11 +55,22 @@ def mine_hard_negatives(task: Task, count: int, skip: int) -> dict[str, list[str
     return negatives
 
 
-def pairs_dataset(task: Task, config: ContrastiveConfig):
+def training_negatives(task: Task, config: ContrastiveConfig, model=None, seed: int = 0) -> dict[str, list[str]]:
+    """query id -> its mined negatives (none when `hard_negatives = 0`); the dense miner scores with `model`."""
+    if not config.hard_negatives:
+        return {}
+    if config.hard_negative_miner == "dense":
+        if model is None:
+            raise ValueError("the dense miner needs the base model")
+        return dense_negatives(task, config, model, seed)
+    return mine_hard_negatives(task, config.hard_negatives, config.hard_negative_skip)
+
+
+def pairs_dataset(task: Task, config: ContrastiveConfig, model=None, seed: int = 0):
     """Columns anchor, positive[, negative_1..n]: one row per positive train qrel."""
     from datasets import Dataset
 
-    negatives = mine_hard_negatives(task, config.hard_negatives, config.hard_negative_skip) if config.hard_negatives else {}
+    negatives = training_negatives(task, config, model, seed)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     rows.update({f"negative_{i + 1}": [] for i in range(config.hard_negatives)})
     for qid, docs in task.qrels["train"].items():
@@ -100,7 +113,7 @@ class Contrastive:
 
         config.check(task)
         model = load_base_model(config, context.device)
+        dataset = pairs_dataset(task, config, model, context.seed)  # dense mining scores with the untouched base model
         adapted = self.prepare(model, config)
-        dataset = pairs_dataset(task, config)
         info = train(model, ranking_loss(model, config), dataset, task, config, context, BatchSamplers.NO_DUPLICATES)
         return finish(model, config, context, {**adapted, **info})

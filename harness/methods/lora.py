@@ -5,6 +5,8 @@ The adapter sits on the attention projections: `query/key/value` in BERT-style e
 `lora_target_modules` for anything else. The saved model is the adapter plus the
 sentence-transformers config; its `adapter_config.json` names the base model's local folder, so
 `SentenceTransformer(path)` reloads it offline on the machine that trained it.
+Hard negatives (`hard_negative_miner = "bm25" | "dense"`) work as in `contrastive`; the dense
+miner scores with the base model before the adapter is added.
 """
 
 from __future__ import annotations
