@@ -125,7 +125,9 @@ def test_lora_saves_an_adapter_over_the_local_base_and_reloads_it(tiny_task_dir,
 
 
 def test_heal_on_gold_labels_logs_every_level_and_reloads(tiny_task_dir, tiny_bert_dir, tmp_path):
-    result = train_and_score("heal", tiny_task_dir, tiny_bert_dir, tmp_path, label_source="gold", members_per_leaf=3)
+    # by depth: every gold column is its own level (heal.toml's by-role weights merge identity levels; test_heal_ablations.py)
+    result = train_and_score("heal", tiny_task_dir, tiny_bert_dir, tmp_path, label_source="gold", members_per_leaf=3,
+                             weighting="by_depth")
     info = result["train_info"]
     assert_trained_and_selected_on_dev(info)
     levels = ["L0_level0", "L1_level1", "L2_level2", "L3_instance"]

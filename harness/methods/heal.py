@@ -7,11 +7,27 @@ supervised contrastive loss over the label levels plus, with `instance_level` (d
 document itself as the finest level, so a query and its document are mutual positives. Batches
 come from `harness.methods.hierarchy_sampler` (at least `members_per_leaf` items per leaf).
 
+How the levels are weighted (`weighting`):
+* "by_depth" (default, how the stored results were trained): `lambda_schedule` over every column,
+  the instance level included, so the instance level's share of the weight depends on how many
+  label levels the source has (cyber: 41% with HNMFk's 2 levels, 59% with the 3 gold levels, whose
+  finest is one label per document and so counts the instance level twice);
+* "by_role": the instance level weighs `instance_weight`; the label ("cluster") levels share
+  `cluster_weight` in the proportions of `lambda_schedule`; label levels that add no grouping are
+  merged away first (a level where every document has its own label is the instance level again; a
+  level grouping exactly like the one above repeats it). Batches then hold a fixed number of
+  documents (`batch_documents`, by default half the batch) each beside its queries (see the
+  sampler), so label sources also share one batch composition. A level of weight 0 is left out of
+  the loss (`cluster_weight = 0`: the instance term alone).
+One switch, `weighting`, turns all of this on, so that a stored by-depth result is reproduced by its
+baseline with that one key back at its default.
+
 Where the labels come from (`label_source`):
 * "hnmfk" (default, the paper's way): `harness.methods.hnmfk` on the corpus's TF-IDF, cached under
   runs/hnmfk; its seed is fixed, so every training seed sees the same hierarchy;
-* "gold": the task's curated paths (`Document.labels`), an ablation of the clustering step.
-`fuzzy = true` weights positives by HNMFk's soft memberships (hnmfk only). `finetune = "lora"`
+* "gold": the task's curated paths (`Document.labels`), an ablation of the clustering step;
+* "none": no labels (one leaf, so batches are random groups of documents with their queries).
+`fuzzy = true` weights positives within a label level by HNMFk's soft memberships (hnmfk only). `finetune = "lora"`
 trains a LoRA adapter (the `lora_*` keys) instead of all weights. The other knobs are
 documented in `harness.methods.heal_loss`.
 """
@@ -27,14 +43,16 @@ import torch
 
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, require_train_split
-from harness.methods.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights
-from harness.methods.hierarchy_sampler import HierarchyBatchSampler, Instance, check_members_per_leaf
+from harness.config_fields import added_later
+from harness.methods.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights, role_weights
+from harness.methods.hierarchy_sampler import HierarchyBatchSampler, Instance, check_batch_documents, check_members_per_leaf
 from harness.methods.hnmfk import HNMFkConfig, cached_hnmfk
 from harness.methods.st_training import LoraFields, TrainConfig, add_lora, finish, load_base_model, train
 from harness.paths import runs_dir
 from harness.task import Task
 
-LABEL_SOURCES = ("hnmfk", "gold")
+LABEL_SOURCES = ("hnmfk", "gold", "none")
+WEIGHTINGS = ("by_depth", "by_role")
 FINETUNES = ("full", "lora")
 
 
@@ -42,32 +60,49 @@ FINETUNES = ("full", "lora")
 class HEALConfig(LoraFields, TrainConfig):
     reference = "contrastive"  # a class attribute, not a field: heal rows are compared with contrastive
     learning_rate: float = 1e-4  # chosen on cyber dev over 5e-5
-    label_source: str = "hnmfk"  # hnmfk | gold
-    lambda_schedule: str = "finer"  # finer (2^((l+1)/D)) | uniform | coarser (decay^l)
+    label_source: str = "hnmfk"  # hnmfk | gold | none
+    lambda_schedule: str = "finer"  # finer (2^((l+1)/D)) | uniform | coarser (decay^l) | hmce (2^(1/d), d = 1 finest)
     lambda_decay: float = 0.5  # coarser only
     tau: float = 0.1  # softmax temperature; 0.1 beat 0.05 (MNRL's 1/20) on cyber dev
     positives: str = "prefix"  # prefix (same labels down to level l) | label (same level-l label)
     fuzzy: bool = False  # weight positives by HNMFk soft memberships
     instance_level: bool = True  # the document (and its queries) as the finest level
-    members_per_leaf: int = 4  # items of one leaf drawn together into a batch
+    members_per_leaf: int = 4  # items (documents with batch_documents) of one leaf drawn together into a batch
+    # added after results were stored (issue #17): out of the hash while at their defaults
+    weighting: str = added_later("by_depth")  # by_depth (schedule over all columns) | by_role (see the module docstring)
+    instance_weight: float = added_later(1.0)  # by_role: lambda of the instance level
+    cluster_weight: float = added_later(0.5)  # by_role: total lambda of the label levels (a share of the instance's at weight 1)
+    batch_documents: int = added_later(0)  # documents per batch, the rest their queries; 0 = half the batch with by_role, leaf chunks of rows with by_depth
     finetune: str = "full"  # full | lora
     length_buckets: int = 4  # forward passes per batch over rows sorted by length (speed only; 1 = one pass)
     hnmfk: dict = field(default_factory=dict)  # overrides of harness.methods.hnmfk.HNMFkConfig fields
 
+    def documents_per_batch(self) -> int:
+        """The sampler's fixed number of documents per batch; 0 = its by-depth leaf chunks."""
+        return self.batch_documents or (self.train_batch_size // 2 if self.weighting == "by_role" else 0)
+
     def check(self, task: Task) -> None:
         require_train_split(task, "heal")
-        choices = {"label_source": LABEL_SOURCES, "lambda_schedule": SCHEDULES, "positives": POSITIVES, "finetune": FINETUNES}
+        choices = {"label_source": LABEL_SOURCES, "lambda_schedule": SCHEDULES, "positives": POSITIVES, "finetune": FINETUNES,
+                   "weighting": WEIGHTINGS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise HarnessError(f"heal {key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if self.fuzzy and self.label_source != "hnmfk":
             raise HarnessError("heal fuzzy = true needs label_source = \"hnmfk\": gold paths carry no soft memberships")
+        if self.weighting == "by_role" and not self.instance_level:
+            raise HarnessError("heal weighting = \"by_role\" always has the instance level; set instance_weight = 0 to leave it out")
+        if min(self.instance_weight, self.cluster_weight) < 0 or self.instance_weight + self.cluster_weight <= 0:
+            raise HarnessError(f"heal instance_weight and cluster_weight must be >= 0, not both 0; got {self.instance_weight}, {self.cluster_weight}")
         if self.tau <= 0:
             raise HarnessError(f"heal tau must be positive, got {self.tau}")
         try:
             check_members_per_leaf(self.members_per_leaf, self.train_batch_size)
+            check_batch_documents(self.documents_per_batch(), self.train_batch_size)
         except ValueError as exc:
             raise HarnessError(f"heal {exc}") from None
+        if self.batch_documents and self.weighting != "by_role":
+            raise HarnessError("heal batch_documents needs weighting = \"by_role\"")
         unknown = sorted(set(self.hnmfk) - {f.name for f in dataclasses.fields(HNMFkConfig)})
         if unknown:
             raise HarnessError(f"heal hnmfk keys {unknown} are not HNMFk settings (known: {', '.join(f.name for f in dataclasses.fields(HNMFkConfig))})")
@@ -87,6 +122,8 @@ class LabelTable:
 
 def document_labels(task: Task, config: HEALConfig, doc_ids: list[str]):
     """(path per document, soft memberships per level or None, level names, info)."""
+    if config.label_source == "none":
+        return [()] * len(doc_ids), None, [], {"label_source": "none"}
     if config.label_source == "gold":
         paths = [task.corpus[d].labels for d in doc_ids]
         if not any(paths):
@@ -108,6 +145,19 @@ def document_labels(task: Task, config: HEALConfig, doc_ids: list[str]):
     return hierarchy.paths, hierarchy.memberships, names, info
 
 
+def merged_levels(doc_paths, soft, names, info, positives):
+    """The label levels without the redundant ones (`redundant_levels`); paths, memberships and names alike."""
+    depth = len(names)
+    vocab = [{} for _ in range(depth)]
+    codes = np.array([[vocab[level].setdefault(path[level], len(vocab[level])) if level < len(path) else -1 for level in range(depth)]
+                      for path in doc_paths], dtype=np.int64).reshape(len(doc_paths), depth)
+    drop = set(redundant_levels(codes, positives))
+    keep = [level for level in range(depth) if level not in drop]
+    paths = [tuple(path[level] for level in keep if level < len(path)) for path in doc_paths]
+    soft = [soft[level] for level in keep] if soft is not None else None
+    return paths, soft, [names[level] for level in keep], {**info, "merged_levels": [names[level] for level in sorted(drop)]}
+
+
 def training_query_documents(task: Task) -> dict[str, str]:
     """train query id -> the document whose path it inherits: highest relevance, then smallest id."""
     chosen = {}
@@ -118,9 +168,28 @@ def training_query_documents(task: Task) -> dict[str, str]:
     return chosen
 
 
+def redundant_levels(codes: np.ndarray, positives: str) -> list[int]:
+    """Label levels (columns of a documents x levels code matrix, -1 = none) that add no grouping: those
+    where every labelled document has a label of its own (document identity: the instance level) and
+    those that group the documents exactly as the last level kept above them."""
+    redundant, above = [], None
+    for level in range(codes.shape[1]):
+        keys = codes[:, : level + 1] if positives == "prefix" else codes[:, level : level + 1]
+        ids: dict[tuple, int] = {}
+        groups = tuple(ids.setdefault(tuple(key), len(ids)) if code >= 0 else -1 for key, code in zip(keys.tolist(), codes[:, level]))
+        labelled = int((codes[:, level] >= 0).sum())
+        if len(ids) == labelled or groups == above:
+            redundant.append(level)
+        else:
+            above = groups
+    return redundant
+
+
 def label_table(task: Task, config: HEALConfig) -> LabelTable:
     doc_ids = sorted(task.corpus)
     doc_paths, soft, names, info = document_labels(task, config, doc_ids)
+    if config.weighting == "by_role":
+        doc_paths, soft, names, info = merged_levels(doc_paths, soft, names, info, config.positives)
     depth = len(names)
     doc_row = {d: i for i, d in enumerate(doc_ids)}
     query_docs = training_query_documents(task)
@@ -154,6 +223,18 @@ def label_table(task: Task, config: HEALConfig) -> LabelTable:
     return LabelTable(texts, paths, level_prefix, memberships, instances, info)
 
 
+def loss_levels(table: LabelTable, config: HEALConfig):
+    """(paths, level names, lambdas, memberships) of the columns the loss uses: every column with
+    `by_depth`; with `by_role` the label levels then the instance level, less those of weight 0."""
+    n_columns = len(table.level_names)
+    if config.weighting == "by_depth":
+        return table.paths, table.level_names, level_weights(config.lambda_schedule, n_columns, config.lambda_decay), table.memberships
+    lambdas = role_weights(config.lambda_schedule, n_columns - 1, config.cluster_weight, config.instance_weight, config.lambda_decay)
+    keep = [column for column, weight in enumerate(lambdas) if weight > 0]
+    memberships = [table.memberships[c] for c in keep] if table.memberships is not None else None
+    return table.paths[:, keep], [table.level_names[c] for c in keep], [lambdas[c] for c in keep], memberships
+
+
 class HEAL:
     name = "heal"
     Config = HEALConfig
@@ -167,10 +248,13 @@ class HEAL:
         adapted = {"finetune": config.finetune}
         if config.finetune == "lora":
             adapted["lora_target_modules"] = list(add_lora(model, config))
-        lambdas = level_weights(config.lambda_schedule, len(table.level_names), config.lambda_decay)
-        loss = HEALLoss(model, table.paths, table.level_names, lambdas, config.tau, config.positives, table.memberships,
-                        config.length_buckets)
+        paths, level_names, lambdas, memberships = loss_levels(table, config)
+        loss = HEALLoss(model, paths, level_names, lambdas, config.tau, config.positives, memberships, config.length_buckets)
         dataset = Dataset.from_dict({"text": table.texts, "label": list(range(len(table.texts)))})
-        sampler = partial(HierarchyBatchSampler, instances=table.instances, members_per_leaf=config.members_per_leaf)
+        sampler = partial(HierarchyBatchSampler, instances=table.instances, members_per_leaf=config.members_per_leaf,
+                          batch_documents=config.documents_per_batch())
         info = train(model, loss, dataset, task, config, context, sampler)
-        return finish(model, config, context, {**adapted, **table.info, "lambdas": [round(x, 4) for x in lambdas], **info})
+        weights = {"lambdas": [round(x, 4) for x in lambdas]}
+        if config.weighting == "by_role":
+            weights = {**weights, "loss_levels": level_names, "weighting": "by_role", "batch_documents": config.documents_per_batch()}
+        return finish(model, config, context, {**adapted, **table.info, **weights, **info})

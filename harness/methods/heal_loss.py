@@ -14,7 +14,11 @@ document are mutual positives there. Choices the paper leaves open, and the knob
   HMCE; "label" = same label on level l only (equal to prefix when labels are globally unique).
   An anchor without positives at a level is skipped there but still counts in B.
 * weights (`lambda_schedule`, see `level_weights`): "finer" (default) = 2^((l+1)/D), finest level
-  2 as in HMCE; "uniform" = 1; "coarser" = decay^l, the coarse levels heavier.
+  2 (not HMCE's weights: those are "hmce"); "hmce" = 2^(1/d) with d = 1 at the finest level, 2 at
+  the next, ... (Zhang et al.'s HMCE, which has no instance level); "uniform" = 1; "coarser" =
+  decay^l, the coarse levels heavier. `role_weights` instead gives the instance level one fixed
+  weight and spreads a fixed total over the cluster levels by the schedule, so the balance between
+  the two roles does not depend on how many label levels a hierarchy has.
 * fuzzy labels (`memberships`): a level with soft memberships (rows of HNMFk's column-normalised
   H, zero where undefined) weights each pair by <m_i, m_j> instead of 0/1, among items that
   share the parent prefix ("prefix") or among all items ("label"); one-hot rows give the hard loss.
@@ -29,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SCHEDULES = ("finer", "uniform", "coarser")
+SCHEDULES = ("finer", "uniform", "coarser", "hmce")
 POSITIVES = ("prefix", "label")
 
 
@@ -41,7 +45,17 @@ def level_weights(schedule: str, n_levels: int, decay: float = 0.5) -> list[floa
         return [1.0] * n_levels
     if schedule == "coarser":
         return [decay**level for level in range(n_levels)]
+    if schedule == "hmce":
+        return [2.0 ** (1 / (n_levels - level)) for level in range(n_levels)]
     raise ValueError(f"lambda schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+
+
+def role_weights(schedule: str, n_cluster_levels: int, cluster_weight: float, instance_weight: float,
+                 decay: float = 0.5) -> list[float]:
+    """lambda per cluster level (coarsest first) and, last, for the instance level: the cluster levels
+    share `cluster_weight` in the schedule's proportions, whatever their number."""
+    shares = level_weights(schedule, n_cluster_levels, decay) if n_cluster_levels else []
+    return [cluster_weight * share / sum(shares) for share in shares] + [instance_weight]
 
 
 def heal_loss(

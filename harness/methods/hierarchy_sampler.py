@@ -11,6 +11,17 @@ leaf, so batches are built from leaf chunks (an m-per-class sampler, as SupCon a
 * chunks are shuffled and packed whole into batches of at most `batch_size` rows; a row never
   repeats within a batch. Passes follow each other without a break, and an epoch is a fixed
   ceil(rows / batch_size) batches of that stream, so the trainer's schedule length holds.
+
+With `batch_documents` = D > 0 every batch instead holds exactly D documents and, beside each, up to
+r = floor((batch_size - D) / D) of its queries, whatever the labels (so label sources that cut the corpus
+into leaves of different sizes still train on the same mix of documents and queries):
+
+* a visit is a document with the next r of its (shuffled) queries; a pass makes ceil(queries / r)
+  visits of each document (1 if it has none), so every (document, query) pair comes once a pass;
+* per leaf, visits go in rounds (one per document that still has some, in random order) and each
+  round is cut into chunks of `members_per_leaf` documents (a short tail joins the chunk before);
+* chunks are shuffled and their visits taken in order, D documents a batch; a visit whose document
+  is already in the batch waits for the next one.
 """
 
 from __future__ import annotations
@@ -36,14 +47,22 @@ def check_members_per_leaf(members_per_leaf: int, batch_size: int) -> None:
         raise ValueError(f"members_per_leaf must be at least 2 and at most (train_batch_size - 1) / 2, got {members_per_leaf} with train_batch_size {batch_size}")
 
 
+def check_batch_documents(batch_documents: int, batch_size: int) -> None:
+    if batch_documents and not 2 <= batch_documents <= batch_size // 2:
+        raise ValueError(f"batch_documents must be 0 or between 2 and train_batch_size / 2, got {batch_documents} with train_batch_size {batch_size}")
+
+
 class HierarchyBatchSampler(DefaultBatchSampler):
     """Pass `functools.partial(HierarchyBatchSampler, instances=..., members_per_leaf=...)` as the trainer's batch_sampler."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool = False, valid_label_columns=None, generator=None, seed: int = 0, *,
-                 instances: list[Instance], members_per_leaf: int = 4):
+                 instances: list[Instance], members_per_leaf: int = 4, batch_documents: int = 0):
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
                          generator=generator, seed=seed)
         check_members_per_leaf(members_per_leaf, batch_size)
+        check_batch_documents(batch_documents, batch_size)
+        self.batch_documents = batch_documents
+        self.queries_per_document = (batch_size - batch_documents) // batch_documents if batch_documents else 0
         # Batches vary in size (at most max_rows). accelerate's DDP sharding (BatchSamplerShard)
         # reads `batch_size`: a number makes it treat every short batch as the epoch's last and stop
         # early; None tells it batches have dynamic length, so each process gets every n-th batch.
@@ -58,7 +77,8 @@ class HierarchyBatchSampler(DefaultBatchSampler):
         return max(1, math.ceil(self.n_rows / self.max_rows))
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._batches(random.Random(self.seed + self.epoch))
+        rng = random.Random(self.seed + self.epoch)
+        batches = self._fixed_batches(rng) if self.batch_documents else self._batches(rng)
         for _ in range(len(self)):
             yield next(batches)
 
@@ -91,3 +111,40 @@ class HierarchyBatchSampler(DefaultBatchSampler):
                 yield batch
                 batch, fresh = [], chunk
             batch += fresh
+
+    def leaf_visits(self, instances: list[Instance], rng: random.Random) -> list[list[tuple[int, ...]]]:
+        """Chunks of visits (document row, then up to r query rows), `members_per_leaf` documents each."""
+        r = self.queries_per_document
+        visits = []
+        for instance in instances:
+            queries = list(instance.queries)
+            rng.shuffle(queries)
+            visits.append([(instance.document, *queries[i:i + r]) for i in range(0, len(queries), r)] or [(instance.document,)])
+        chunks = []
+        while any(visits):
+            current = [v.pop() for v in visits if v]
+            rng.shuffle(current)
+            pieces = [current[i:i + self.members_per_leaf] for i in range(0, len(current), self.members_per_leaf)]
+            if len(pieces) > 1 and len(pieces[-1]) < self.members_per_leaf:
+                tail = pieces.pop()
+                pieces[-1] += tail
+            chunks += pieces
+        return chunks
+
+    def _fixed_batches(self, rng: random.Random) -> Iterator[list[int]]:
+        waiting: list[tuple[int, ...]] = []
+        while True:
+            chunks = [c for leaf in sorted(self.leaves, key=repr) for c in self.leaf_visits(self.leaves[leaf], rng)]
+            rng.shuffle(chunks)
+            for visit in (v for chunk in chunks for v in chunk):
+                waiting.append(visit)
+                batch, documents, held = [], set(), []
+                for queued in waiting:
+                    if len(documents) == self.batch_documents or queued[0] in documents:
+                        held.append(queued)
+                    else:
+                        documents.add(queued[0])
+                        batch += queued
+                if len(documents) == self.batch_documents:
+                    yield batch
+                    waiting = held
