@@ -4,6 +4,8 @@ The dev split's nDCG@10 is measured exactly as the runner scores test (`harness.
 and pytrec_eval metrics) before training (step 0) and every `eval_steps` steps; the best trainable
 weights are kept in memory and restored at the end, so the step-0 model wins when training does not
 help. Only the dev split is read; a task without dev qrels, or `eval_steps = 0`, keeps the last step.
+With `patience = n` (0 = off) training stops once n evaluations in a row have not beaten the best;
+the weights restored are those of the best evaluation before the stop (`stopped_early_at` in `train_info`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ def dev_scores(encoder, task: Task, max_queries: int = 0) -> dict[str, float]:
 class DevSelection:
     """Scores dev when due and remembers the trainable weights of `module` at the best score."""
 
-    def __init__(self, module: torch.nn.Module, score: Callable[[], dict[str, float]], task: Task, eval_steps: int):
-        self.module, self.score, self.eval_steps = module, score, eval_steps
+    def __init__(self, module: torch.nn.Module, score: Callable[[], dict[str, float]], task: Task, eval_steps: int,
+                 patience: int = 0, score_untrained: Callable[[], dict[str, float]] | None = None):
+        """`score_untrained`, if given, scores step 0 instead of `score` (e.g. from an embedding cache of the base model)."""
+        self.module, self.score, self.eval_steps, self.patience = module, score, eval_steps, patience
+        self.score_untrained = score_untrained or score
         self.enabled = eval_steps > 0 and bool(task.qrels.get("dev"))
         self.curve: list[dict[str, float]] = []
         self.best_step, self.best_score, self.best_state = -1, float("-inf"), None
         self.eval_seconds = 0.0
+        self.stopped_at: int | None = None
 
     def due(self, step: int, last_step: int) -> bool:
         """Whether dev is scored after optimiser step `step` (1-based) of `last_step`; step 0 is scored by the caller."""
@@ -47,12 +53,19 @@ class DevSelection:
 
     def evaluate(self, step: int) -> None:
         started = time.perf_counter()
-        scores = self.score()
+        scores = self.score_untrained() if step == 0 else self.score()
         self.eval_seconds += time.perf_counter() - started
         self.curve.append({"step": step, **{k: round(scores[k], 6) for k in CURVE_METRICS}})
         if scores[SELECTION_METRIC] > self.best_score:
             self.best_step, self.best_score = step, scores[SELECTION_METRIC]
             self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in self.module.named_parameters() if p.requires_grad}
+
+    def should_stop(self, step: int) -> bool:
+        """After evaluating `step`: whether the last `patience` evaluations all failed to beat the best (records the stop)."""
+        stale = sum(1 for point in self.curve if point["step"] > self.best_step)
+        if self.patience > 0 and stale >= self.patience:
+            self.stopped_at = step
+        return self.stopped_at is not None
 
     def restore_best(self) -> None:
         if self.best_state is None:
@@ -64,8 +77,11 @@ class DevSelection:
 
     def info(self, steps: int) -> dict:
         """The shared `train_info` keys of selection: the step kept, the dev curve and its cost."""
-        return {
+        info = {
             "selected_step": self.best_step if self.best_state is not None else steps,
             "dev_curve": self.curve,
             "dev_eval_seconds": round(self.eval_seconds, 2),
         }
+        if self.patience:  # absent otherwise, so results of configs without patience keep their exact train_info
+            info["stopped_early_at"] = self.stopped_at
+        return info

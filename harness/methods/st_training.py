@@ -6,7 +6,12 @@ here so they compare like for like. The causal-LM methods follow the same contra
 
 * the sentence-transformers v6 trainer (`SentenceTransformerTrainer`) runs `max_steps` optimiser
   steps of `train_batch_size` examples with AdamW, linear warm-up and decay;
-* model selection on dev nDCG@10 every `eval_steps` steps: `harness.methods.selection`;
+* model selection on dev nDCG@10 every `eval_steps` steps: `harness.methods.selection`; with
+  `patience = n` training stops after n evaluations in a row without a new best, and with
+  `dev_cache_untrained = true` the step-0 evaluation (the untouched base model, the same for
+  contrastive, lora and heal) reuses the embedding cache;
+* `length_grouped_batches = true` (pair datasets only): duplicate-free batches of rows of similar
+  token length (`harness.methods.length_batches`), so less of each step is padding;
 * precision: `precision` is one of auto|fp32|bf16 as in `harness.device.use_bf16`, applied to
   training (the trainer's bf16 autocast) and to encoding. On CPU, bf16 autocast is only
   worth it where measured faster (see the baseline tomls for the measurement);
@@ -22,6 +27,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +38,17 @@ from transformers.trainer_callback import PrinterCallback
 from harness import atomic
 from harness.config_fields import added_later, stored_as
 from harness.device import is_main_process, use_bf16
-from harness.encoders import EncodeSettings, SentenceTransformerEncoder, load_sentence_transformer
+from harness.encoders import (
+    CachingEncoder,
+    EncodeSettings,
+    SentenceTransformerEncoder,
+    load_sentence_transformer,
+    settings_fingerprint,
+)
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, MethodConfig
 from harness.methods.selection import DevSelection, dev_scores
-from harness.models import resolve_model_path
+from harness.models import model_fingerprint, resolve_model_path
 from harness.task import Task
 
 # Linear-layer names of the attention projections, per architecture family, tried in order.
@@ -62,6 +74,9 @@ class TrainConfig(MethodConfig):
     query_prefix: str = ""
     document_prefix: str = ""
     compile: bool = added_later(False)  # torch.compile the trained model for test encoding only (not dev selection)
+    patience: int = added_later(0)  # stop after this many dev evaluations in a row without a new best; 0 = run all max_steps
+    dev_cache_untrained: bool = added_later(False)  # step-0 dev embeddings via the embedding cache (speed only; off without one)
+    length_grouped_batches: bool = added_later(False)  # NO_DUPLICATES batches of similar length (changes batch composition)
 
     def expected_cost(self) -> int:
         return self.max_steps * self.train_batch_size
@@ -123,10 +138,19 @@ def add_lora(model, config: LoraFields) -> tuple[str, ...]:
     return targets
 
 
-def dev_selection(model, task: Task, config: TrainConfig, device: str) -> DevSelection:
+def dev_selection(model, task: Task, config: TrainConfig, context: FitContext) -> DevSelection:
     # never compiled: the weights change between dev evaluations
-    encoder = SentenceTransformerEncoder(model, replace(config.encode_settings(show_progress=False), compile=False), device)
-    return DevSelection(model, lambda: dev_scores(encoder, task, config.dev_max_queries), task, config.eval_steps)
+    settings = replace(config.encode_settings(show_progress=False), compile=False)
+    encoder = SentenceTransformerEncoder(model, settings, context.device)
+    untrained = None
+    if config.dev_cache_untrained and context.embedding_cache is not None:
+        # at step 0 every method here scores the base model itself (a fresh LoRA adapter adds exactly zero),
+        # keyed like `frozen` keys its embeddings: model files, device and encode settings
+        fingerprint = settings_fingerprint(f"{model_fingerprint(resolve_model_path(config.model))}:{context.device}", settings)
+        cached = CachingEncoder(encoder, fingerprint, context.embedding_cache)
+        untrained = lambda: dev_scores(cached, task, config.dev_max_queries)  # noqa: E731
+    return DevSelection(model, lambda: dev_scores(encoder, task, config.dev_max_queries), task, config.eval_steps,
+                        patience=config.patience, score_untrained=untrained)
 
 
 class SelectionCallback(TrainerCallback):
@@ -142,6 +166,8 @@ class SelectionCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.selection.due(state.global_step, state.max_steps):
             self.selection.evaluate(state.global_step)
+            if self.selection.should_stop(state.global_step):
+                control.should_training_stop = True
 
 
 def training_arguments(config: TrainConfig, context: FitContext, batch_sampler: Any):
@@ -169,11 +195,27 @@ def training_arguments(config: TrainConfig, context: FitContext, batch_sampler: 
     )
 
 
+def batches(model, dataset, config: TrainConfig, batch_sampler: Any) -> Any:
+    """The method's batch sampler, or its length-grouped form where `length_grouped_batches` asks for one."""
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    from harness.methods.length_batches import LengthGroupedNoDuplicatesSampler, row_lengths
+
+    if not config.length_grouped_batches:
+        return batch_sampler
+    if batch_sampler != BatchSamplers.NO_DUPLICATES:
+        raise HarnessError("length_grouped_batches applies to pair datasets with duplicate-free batches (contrastive, lora); "
+                           "heal batches come from its hierarchy sampler")
+    lengths = row_lengths(dataset, model.tokenizer, config.max_seq_length)
+    return partial(LengthGroupedNoDuplicatesSampler, lengths=lengths)
+
+
 def train(model, loss, dataset, task: Task, config: TrainConfig, context: FitContext, batch_sampler: Any) -> dict[str, Any]:
     """Run the trainer, restore the dev-best weights, and return what happened as plain data."""
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 
-    selection = dev_selection(model, task, config, context.device)
+    batch_sampler = batches(model, dataset, config, batch_sampler)
+    selection = dev_selection(model, task, config, context)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, context, batch_sampler),
