@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shlex
 import sys
@@ -21,7 +20,9 @@ def go_offline(allow_hub: bool) -> None:
 
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    from harness.run_options import csv_names
+
+    return csv_names(text)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -129,12 +130,13 @@ def _run(args) -> int:
     from harness import atomic
     from harness.paths import BASELINES_DIR, data_dir, default_results_dir, embedding_cache_dir, runs_dir
     from harness.grid import run_benchmark
+    from harness.run_options import check_models, check_result_paths, check_run_options, load_tasks
     from harness.runner import RunSettings
 
     results_dir = args.out or default_results_dir()
     # Check and resolve everything first: a typo, a missing model or a bad file fails before anything is
     # fitted or written.
-    _check_run_options(args, results_dir)
+    check_run_options(args, results_dir)
     for folder in (results_dir, data_dir(), embedding_cache_dir(), runs_dir()):
         atomic.sweep(folder)  # scratch files of earlier runs that were killed mid-write
     baselines_dir = args.baselines_dir or BASELINES_DIR
@@ -142,9 +144,9 @@ def _run(args) -> int:
     if not baselines:
         raise HarnessError("--methods names no method")
     baselines = apply_settings(baselines, dict(parse_setting(text) for text in args.settings))
-    _check_models(baselines, args)
-    tasks = _load_tasks(args)
-    _check_result_paths(tasks, baselines, args.seeds, results_dir)
+    check_models(baselines, args)
+    tasks = load_tasks(args)
+    check_result_paths(tasks, baselines, args.seeds, results_dir)
     settings = RunSettings(
         seeds=args.seeds,
         device=args.device,
@@ -164,140 +166,6 @@ def _run(args) -> int:
     if is_main_process():  # under torchrun the other ranks only train
         print(write_leaderboard(results_dir))
     return 0
-
-
-def _check_run_options(args, results_dir: Path) -> None:
-    """The options that need nothing loaded: refused with one line before anything is read, fitted or written."""
-    from harness.catalog import check_task_name
-    from harness.errors import HarnessError
-
-    if not args.seeds:
-        raise HarnessError("--seeds names no seed")
-    if min(args.seeds) < 0:
-        raise HarnessError(f"seeds must be >= 0, got {min(args.seeds)} in --seeds")
-    if args.task_name is not None:
-        if not args.task_dir:
-            raise HarnessError("--task-name names a --task-dir folder; built-in tasks keep their own names")
-        check_task_name(args.task_name)
-    if args.task_dir and args.profile not in (None, "full"):
-        raise HarnessError(f"--profile {args.profile!r}: a --task-dir folder always runs whole; its only profile is 'full'")
-    if args.nli_model and not args.generator:
-        raise HarnessError("--nli-model scores generated answers, so it needs --generator")
-    if args.baselines_dir and not args.baselines_dir.is_dir():
-        raise HarnessError(f"--baselines-dir {args.baselines_dir} is not a folder")
-    _check_device(args.device)
-    _check_out(results_dir)
-
-
-def _check_device(requested: str) -> None:
-    """--device names a device this machine has ('auto' always does)."""
-    from harness.errors import HarnessError
-
-    if requested == "auto":
-        return
-    import torch
-
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, ValueError):
-        raise HarnessError(f"--device {requested!r} is not a device (auto, cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise HarnessError(f"--device {requested}: this machine has {torch.cuda.device_count()} usable CUDA device(s)")
-
-
-def _check_out(folder: Path) -> None:
-    """--out is a folder this user can write, or the nearest existing folder above it is."""
-    from harness.errors import HarnessError
-
-    existing = folder.absolute()
-    while not (existing.exists() or existing.is_symlink()):
-        existing = existing.parent
-    beside = "" if existing == folder.absolute() else f" ({existing} is the nearest existing path)"
-    if not existing.is_dir():
-        raise HarnessError(f"--out {folder} cannot be a results folder: {existing} is a file{beside}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise HarnessError(f"--out {folder} is not writable: no write permission on {existing}")
-
-
-def _check_models(baselines, args) -> None:
-    """Every model the run loads is a packaged alias or an existing model folder, checked before the first run
-    (not after the lexical baselines have been written)."""
-    from harness.llm import PACKAGED_CAUSAL_LMS, causal_lm_dir
-    from harness.models import PACKAGED_MODELS, resolve_model_path
-
-    aliases = {**PACKAGED_MODELS, **PACKAGED_CAUSAL_LMS}
-    if args.model:
-        _check_model(args.model, "--model", resolve_model_path, aliases)
-    for baseline in baselines:
-        spec = getattr(baseline.config, "model", None)
-        if spec:
-            _check_model(spec, f"--methods {baseline.name}", resolve_model_path, aliases)
-    if args.generator:
-        _check_model(args.generator, "--generator", causal_lm_dir, PACKAGED_CAUSAL_LMS)
-    if args.nli_model:
-        _check_model(args.nli_model, "--nli-model", resolve_model_path, {})
-
-
-def _check_model(spec: str, option: str, resolve, aliases: dict) -> None:
-    from harness.errors import HarnessError
-    from harness.registry import Registry
-
-    if spec in aliases:
-        return  # packaged: present once its package is installed; a packaged causal LM is converted on first use
-    looks_like_path = any(mark in spec for mark in "/\\~.") or Path(spec).exists()
-    if not looks_like_path and aliases:
-        unknown = Registry("model alias", "harness.model_aliases", aliases).unknown_message(spec)
-        raise HarnessError(f"{option}: {unknown}, or a local model folder")
-    try:
-        resolve(spec)
-    except HarnessError as exc:
-        raise HarnessError(f"{option}: {exc}") from None
-
-
-def _load_tasks(args) -> list:
-    """The tasks of --task or --task-dir; a profile given by name is checked for every task before any is built."""
-    from harness.catalog import check_profile, load_task
-    from harness.errors import HarnessError
-
-    if args.task_dir:
-        return [load_task(task_dir=args.task_dir, task_name=args.task_name)]
-    names = _csv(args.task)
-    if not names:
-        raise HarnessError("--task names no task")
-    for name in names if args.profile is not None else ():
-        check_profile(name, args.profile)
-    return [load_task(name, profile=args.profile or "small") for name in names]
-
-
-def _check_result_paths(tasks, baselines, seeds, results_dir: Path) -> None:
-    """Every result file is <out>/<task>/<baseline>/<file>: no task, baseline or profile name leads outside --out."""
-    from harness.errors import HarnessError
-    from harness.runner import result_key
-
-    root = Path(os.path.abspath(results_dir))
-    for task, baseline, seed in itertools.product(tasks, baselines, seeds):
-        path = result_key(task, baseline, seed).json_path(root)
-        parts = path.relative_to(root).parts if root in path.parents else ()
-        if len(parts) != 3 or ".." in parts:
-            raise HarnessError(f"task {task.name!r} with baseline {baseline.name!r} would write {path}, "
-                               f"which is not a file two folders below --out {results_dir}")
-
-
-def _load_plugin(module: str) -> None:
-    """Import a `--plugin` module by its dotted name; any failure is one line naming the module."""
-    from harness.errors import HarnessError
-    from harness.registry import load_plugin
-
-    if not all(part.isidentifier() for part in module.split(".")):
-        raise HarnessError(f"--plugin {module!r} is not a module name: give an importable dotted name such as "
-                           "my_baselines or mypackage.tasks (put the folder that holds it on PYTHONPATH)")
-    try:
-        load_plugin(module)
-    except HarnessError:
-        raise
-    except Exception as exc:  # the plugin's own code failed while being imported
-        detail = (str(exc).splitlines() or [""])[0]
-        raise HarnessError(f"plugin module {module!r} failed to import: {type(exc).__name__}: {detail}") from None
 
 
 def _tasks(args) -> int:
@@ -372,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     go_offline(args.allow_hub)
     from harness.errors import HarnessError
+    from harness.run_options import load_plugin_module
 
     try:
         for module in args.plugin:
-            _load_plugin(module)
+            load_plugin_module(module)
         if args.command == "run":
             return _run(args)
         if args.command == "table":

@@ -81,7 +81,7 @@ def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict
 @lru_cache(maxsize=2)
 def _generator(spec: str, device: str):
     from harness.llm import load_causal_lm
-    from harness.rag_generation import causal_lm_generator
+    from harness.generation import causal_lm_generator
 
     model, tokenizer = load_causal_lm(spec, device)
     return causal_lm_generator(model, tokenizer, name=spec)

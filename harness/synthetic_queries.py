@@ -1,4 +1,5 @@
 """Synthetic queries for a bare corpus: a causal LM writes queries per document, a round trip keeps the good ones.
+(Over 300 lines on purpose: one pipeline - prompt, generate, filter, deal to splits, write - that reads top to bottom.)
 
 `make_queries(task_dir, generate, settings, out_dir)` turns a folder with a `corpus.jsonl` into a task:
 
@@ -86,7 +87,7 @@ class SplitCounts:
 def make_queries(task_dir: Path, generate: Generate, settings: QuerySettings = QuerySettings(),
                  out_dir: Path | None = None) -> dict:
     """Write synthetic queries and qrels (see the module docstring); returns the `synthetic` metadata block."""
-    from harness.rag_generation import generate_cached, generator_fingerprint, prompt_sha256
+    from harness.generation import generate_cached, generator_fingerprint, prompt_sha256
 
     source, out = Path(task_dir), Path(out_dir or task_dir)
     fingerprint = generator_fingerprint(generate, None, "make_queries")
@@ -315,7 +316,7 @@ def summary_line(info: dict, out: Path) -> str:
 def load_generator(spec: str, device: str, seed: int, max_new_tokens: int = 48, temperature: float = 0.7):
     """A seeded sampling generator over a packaged causal-LM alias or a local folder (chat template, left padding)."""
     from harness.llm import causal_lm_dir, load_causal_lm
-    from harness.rag_generation import Sampling, causal_lm_generator
+    from harness.generation import Sampling, causal_lm_generator
 
     model, tokenizer = load_causal_lm(spec, device)
     sampling = Sampling(temperature=temperature, top_p=0.95, seed=seed)
