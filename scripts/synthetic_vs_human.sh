@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-synthetic-vs-human}
-PER_DOC=${PER_DOC:-2}
+PER_DOC=${PER_DOC:-1}
 mkdir -p "$WORK"
 if [ ! -f "$WORK/cyber-human/corpus.jsonl" ]; then
   python3 - "$WORK/cyber-human" <<'PY'
@@ -21,7 +21,7 @@ write_beir_folder(Path(sys.argv[1]), corpus, task.queries, task.qrels)
 PY
 fi
 python3 -m harness make-queries --task-dir "$WORK/cyber-human" --out-dir "$WORK/cyber-synthetic" \
-  --splits train --per-doc "$PER_DOC" --filter bm25 --top-k 3 --seed 0
+  --splits train --per-doc "$PER_DOC" --filter bm25 --top-k 3 --seed 0 --batch-size 16 --max-new-tokens 32
 for folder in cyber-human cyber-synthetic; do
   python3 -m harness run --task-dir "$WORK/$folder" --methods frozen,contrastive --seeds 0 --threads 1 --no-progress
 done
