@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -44,12 +43,6 @@ def test_the_compile_setting_changes_the_hash_only_when_set():
     assert replace(frozen, config=replace(frozen.config, compile=True)).config_hash != frozen.config_hash
 
 
-# Results whose baseline was changed on purpose after they were stored, so `run` redoes them: the
-# causal-LM rows gained dev-set selection (`eval_steps`, issue #15). Each must still be reproduced by
-# its baseline with that one knob back at its default, which proves the field renames kept the hash.
-SUPERSEDED = {("llm-cl", "a1fd0cc4"): "eval_steps", ("lbr", "090f97df"): "eval_steps", ("lbr-nomask", "aa0cc43b"): "eval_steps"}
-
-
 def test_every_committed_result_is_reproduced_by_its_baseline_config():
     """A result's key hash must be what its baseline file hashes to today, or `run` would redo it."""
     paths = sorted(RESULTS_DIR.glob("*/*/*.json"))
@@ -57,10 +50,6 @@ def test_every_committed_result_is_reproduced_by_its_baseline_config():
     for path in paths:
         key = json.loads(path.read_text())["run_info"]["key"]
         baseline = load_baseline(key["baseline"])
-        changed = SUPERSEDED.get((key["baseline"], key["config_hash"]))
-        if changed:
-            default = {f.name: f.default for f in dataclasses.fields(baseline.config)}[changed]
-            baseline = replace(baseline, config=replace(baseline.config, **{changed: default}))
         assert baseline.config_hash == key["config_hash"], path
 
 
