@@ -34,6 +34,19 @@ class EncodeSettings:
     compile: bool = False  # torch.compile the transformer for inference (see `compile_for_inference`)
 
 
+def encode_settings_of(config, show_progress: bool = True) -> EncodeSettings:
+    """The encode settings of a method config with `encode_batch_size`, `max_seq_length`, `precision`, prefixes and `compile`."""
+    return EncodeSettings(
+        batch_size=config.encode_batch_size,
+        max_seq_length=config.max_seq_length,
+        precision=config.precision,
+        query_prefix=config.query_prefix,
+        document_prefix=config.document_prefix,
+        show_progress=show_progress,
+        compile=config.compile,
+    )
+
+
 def load_sentence_transformer(path: Path, device: str, max_seq_length: int | None = None):
     from sentence_transformers import SentenceTransformer
 

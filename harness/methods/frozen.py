@@ -9,6 +9,7 @@ from harness.encoders import (
     CachingEncoder,
     EncodeSettings,
     SentenceTransformerEncoder,
+    encode_settings_of,
     load_sentence_transformer,
     settings_fingerprint,
 )
@@ -28,15 +29,7 @@ class FrozenConfig(MethodConfig):
     compile: bool = added_later(False)  # torch.compile for inference: pays on large corpora (encoders.compile_for_inference)
 
     def encode_settings(self, show_progress: bool = True) -> EncodeSettings:
-        return EncodeSettings(
-            batch_size=self.encode_batch_size,
-            max_seq_length=self.max_seq_length,
-            precision=self.precision,
-            query_prefix=self.query_prefix,
-            document_prefix=self.document_prefix,
-            show_progress=show_progress,
-            compile=self.compile,
-        )
+        return encode_settings_of(self, show_progress)
 
 
 class Frozen:

@@ -50,6 +50,7 @@ from harness.methods.causal_training import (
 )
 from harness.methods.in_batch import DuplicateFreeBatches, false_negatives, info_nce, positives_by_query
 from harness.methods.lbr_model import BottleneckLM, lay_out
+from harness.methods.llm_embedders import row_encoder
 from harness.task import Task
 
 MIN_CONTINUATION_PART = 10
@@ -151,14 +152,7 @@ class LBRTrainer:
 
 
 def bottleneck_encoder(model: BottleneckLM, form: TextFormat, tokenizer, config: LBRConfig, context: FitContext) -> RowEncoder:
-    return RowEncoder(
-        embed=lambda rows: model.embed(rows, config.pooling),
-        rows=lambda texts, kind: form.rows(tokenizer, texts, kind),
-        batch_size=config.encode_batch_size,
-        precision=config.precision,
-        device=context.device,
-        show_progress=context.show_progress,
-    )
+    return row_encoder(lambda rows: model.embed(rows, config.pooling), form, tokenizer, config, context)
 
 
 class LBR:

@@ -46,16 +46,15 @@ def text_format(config: LLMFrozenConfig) -> TextFormat:
                       config.document_prefix, append_eos=config.pooling == "last")
 
 
+def row_encoder(embed, form: TextFormat, tokenizer, config, context: FitContext) -> RowEncoder:
+    """An encoder over `embed(rows)` with the config's encode batch size and precision (llm-frozen, llm-cl, lbr)."""
+    return RowEncoder(embed=embed, rows=lambda texts, kind: form.rows(tokenizer, texts, kind), batch_size=config.encode_batch_size,
+                      precision=config.precision, device=context.device, show_progress=context.show_progress)
+
+
 def pooled_encoder(model, tokenizer, config: LLMFrozenConfig, context: FitContext) -> RowEncoder:
-    form = text_format(config)
-    return RowEncoder(
-        embed=lambda rows: pooled_states(model, rows, config.pooling, tokenizer.pad_token_id, context.device),
-        rows=lambda texts, kind: form.rows(tokenizer, texts, kind),
-        batch_size=config.encode_batch_size,
-        precision=config.precision,
-        device=context.device,
-        show_progress=context.show_progress,
-    )
+    embed = lambda rows: pooled_states(model, rows, config.pooling, tokenizer.pad_token_id, context.device)  # noqa: E731
+    return row_encoder(embed, text_format(config), tokenizer, config, context)
 
 
 class LLMFrozen:

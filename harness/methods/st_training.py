@@ -42,6 +42,7 @@ from harness.encoders import (
     CachingEncoder,
     EncodeSettings,
     SentenceTransformerEncoder,
+    encode_settings_of,
     load_sentence_transformer,
     settings_fingerprint,
 )
@@ -81,16 +82,8 @@ class TrainConfig(MethodConfig):
     def expected_cost(self) -> int:
         return self.max_steps * self.train_batch_size
 
-    def encode_settings(self, show_progress: bool) -> EncodeSettings:
-        return EncodeSettings(
-            batch_size=self.encode_batch_size,
-            max_seq_length=self.max_seq_length,
-            precision=self.precision,
-            query_prefix=self.query_prefix,
-            document_prefix=self.document_prefix,
-            show_progress=show_progress,
-            compile=self.compile,
-        )
+    def encode_settings(self, show_progress: bool = True) -> EncodeSettings:
+        return encode_settings_of(self, show_progress)
 
 
 @dataclass(frozen=True)
