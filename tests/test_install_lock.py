@@ -8,7 +8,6 @@ import subprocess
 import sys
 import zipfile
 from importlib import metadata
-from pathlib import Path
 
 from packaging.requirements import Requirement
 
