@@ -104,3 +104,13 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
     model.save(str(folder / "st"))
     return folder / "st"
+
+
+@pytest.fixture
+def tiny_baselines(tmp_path, tiny_bert_dir) -> Path:
+    """A baselines folder whose frozen config points at the tiny BERT (fp32, no progress bars)."""
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    (folder / "frozen.toml").write_text(f'method = "frozen"\nmodel = "{tiny_bert_dir}"\nprecision = "fp32"\nbatch_size = 8\n')
+    (folder / "bm25.toml").write_text('method = "bm25"\n')
+    return folder

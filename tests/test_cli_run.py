@@ -11,15 +11,6 @@ from harness.cli import main
 from harness.results import read_trec_run
 
 
-@pytest.fixture
-def tiny_baselines(tmp_path, tiny_bert_dir) -> Path:
-    """A baselines folder whose frozen config points at the tiny BERT (fp32, no progress bars)."""
-    folder = tmp_path / "baselines"
-    folder.mkdir()
-    (folder / "frozen.toml").write_text(f'method = "frozen"\nmodel = "{tiny_bert_dir}"\nprecision = "fp32"\nbatch_size = 8\n')
-    (folder / "bm25.toml").write_text('method = "bm25"\n')
-    return folder
-
 
 def _run(*args, baselines: Path | None = None) -> int:
     extra = ["--baselines-dir", str(baselines)] if baselines else []

@@ -11,14 +11,6 @@ from harness.baselines import apply_settings, load_baseline, parse_setting
 from harness.cli import main
 
 
-@pytest.fixture
-def tiny_baselines(tmp_path, tiny_bert_dir) -> Path:
-    folder = tmp_path / "baselines"
-    folder.mkdir()
-    (folder / "frozen.toml").write_text(f'method = "frozen"\nmodel = "{tiny_bert_dir}"\nprecision = "fp32"\n')
-    (folder / "bm25.toml").write_text('method = "bm25"\n')
-    return folder
-
 
 def run(task_dir: Path, baselines: Path, out: Path, *settings: str) -> int:
     sets = [arg for setting in settings for arg in ("--set", setting)]
