@@ -1,10 +1,10 @@
 """The faster CPU leaderboard configuration against today's, fit by fit, in one run on one machine.
 
-For each method (heal first, as `harness run` orders them), the committed baseline with the speed
-knobs on ("new": `NEW`) and with those knobs at their defaults ("old": today's behaviour and the stored
-results' config hash) are fitted and scored at the same time in two worker
-processes with one torch thread each: the layout of `harness run --jobs 2`, so both see the same
-machine. Prints per method the fit wall time (training + dev selection, from `train_info`) of
+For each method (heal first, as `harness run` orders them), the committed baseline ("new": 100 steps,
+step-0 dev embeddings from the embedding cache) and the configuration it replaced on 2026-12-01 ("old":
+`<method>-200`, 200 steps, with `dev_cache_untrained` off as it then was) are fitted and scored at the
+same time in two worker processes with one torch thread each: the layout of `harness run --jobs 2`, so
+both see the same machine. Prints per method the fit wall time (training + dev selection, from `train_info`) of
 each, the ratio new/old, the steps run, the selected step and the best dev and the test nDCG@10.
 When "new" stops early, "old" has the machine to itself for its remaining steps, so the ratio is a
 conservative (high) estimate. "new" shares one embedding cache across its methods, as a leaderboard
@@ -26,18 +26,18 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-OLD = {"patience": 0, "dev_cache_untrained": False, "length_grouped_batches": False}  # the knobs' defaults
-NEW = {"patience": 2, "dev_cache_untrained": True}  # the levers BENCHMARKS.md "Faster CPU leaderboard" keeps
+OLD = {"dev_cache_untrained": False}  # `<method>-200` as it ran before: every step-0 dev evaluation computed
 GROUPED = {"length_grouped_batches": True}  # --length-grouped, contrastive and lora only: heal has its own sampler
 
 
-def overrides(method: str, variant: str, grouped: bool) -> dict:
+def variant_of(method: str, variant: str, grouped: bool) -> tuple[str, dict]:
+    """(baseline name, overrides) of one side of the comparison."""
     if variant == "old":
-        return OLD
-    return {**NEW, **(GROUPED if grouped and method != "heal" else {})}
+        return f"{method}-200", OLD
+    return method, (GROUPED if grouped and method != "heal" else {})
 
 
-def worker(task_name: str, method: str, knobs: dict, scratch: Path) -> dict:
+def worker(task_name: str, baseline_name: str, knobs: dict, scratch: Path) -> dict:
     """Fit and score one baseline (seed 0) and return what the comparison needs."""
     import torch
 
@@ -46,7 +46,7 @@ def worker(task_name: str, method: str, knobs: dict, scratch: Path) -> dict:
     from harness.runner import RunSettings, run_one
 
     torch.set_num_threads(1)
-    baseline = load_baseline(method, overrides=knobs)
+    baseline = load_baseline(baseline_name, overrides=knobs)
     path = run_one(load_task(task_name), baseline, 0, RunSettings(results_dir=scratch / "results", show_progress=False))
     result = json.loads(path.read_text())
     info = result["train_info"]
@@ -65,14 +65,15 @@ def worker(task_name: str, method: str, knobs: dict, scratch: Path) -> dict:
 def spawn(task: str, method: str, variant: str, scratch: Path, grouped: bool) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HARNESS_RUNS_DIR": str(scratch / "runs"),  # run folders differ by config hash
            "HARNESS_EMBEDDING_CACHE": str(scratch / variant / "embeddings")}
-    command = [sys.executable, __file__, "--worker", json.dumps([task, method, overrides(method, variant, grouped), str(scratch / variant / method)])]
+    name, knobs = variant_of(method, variant, grouped)
+    command = [sys.executable, __file__, "--worker", json.dumps([task, name, knobs, str(scratch / variant / method)])]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def compare(task: str, methods: list[str], grouped: bool) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="leaderboard-speed-"))
     totals = {"old": 0.0, "new": 0.0}
-    print(f"task {task}; old = committed baseline with {OLD}; new = committed baseline" + (f" with {GROUPED} (not heal)" if grouped else ""))
+    print(f"task {task}; old = <method>-200 with {OLD}; new = <method>" + (f" with {GROUPED} (not heal)" if grouped else ""))
     print("method | variant | config | fit s | steps | selected | dev evals | dev eval s | best dev nDCG@10 | test nDCG@10")
     for method in methods:
         workers = {variant: spawn(task, method, variant, scratch, grouped) for variant in ("old", "new")}
@@ -100,8 +101,8 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        task, method, knobs, scratch = json.loads(args.worker)
-        print(json.dumps(worker(task, method, knobs, Path(scratch))))
+        task, name, knobs, scratch = json.loads(args.worker)
+        print(json.dumps(worker(task, name, knobs, Path(scratch))))
         return
     compare(args.task, args.methods.split(","), args.length_grouped)
 

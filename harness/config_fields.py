@@ -6,7 +6,9 @@ A result's key holds a hash of its baseline's config (`Baseline.config_hash`), c
 * a field added later: declared with `added_later(default)`, it is left out of the hash while it has
   its default, so old results keep their key and a config that sets the field gets a new one;
 * a field renamed: declared with `stored_as(old_name, default)`, it enters the hash (and is accepted
-  in baseline files, see `harness.baselines`) under the name results were stored with.
+  in baseline files, see `harness.baselines`) under the name results were stored with;
+* a speed-only field: declared with `speed_only(default)`, it never enters the hash, because it cannot
+  change a result (a test per field proves the same numbers with it on and off).
 
 Result files also store `run_info.config`, the plain `dataclasses.asdict` of the config: old files
 keep the old field names there. Only the key and the scores are read back (leaderboard, reruns), so
@@ -20,10 +22,16 @@ from typing import Any
 
 _HASHED_WHEN_DEFAULT = "hashed_when_default"
 _STORED_AS = "stored_as"
+_SPEED_ONLY = "speed_only"
 
 
 def added_later(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={_HASHED_WHEN_DEFAULT: False})
+
+
+def speed_only(default: Any) -> Any:
+    """A field that changes how fast a result is computed, never the result: never hashed."""
+    return dataclasses.field(default=default, metadata={_SPEED_ONLY: True})
 
 
 def stored_as(name: str, default: Any) -> Any:
@@ -37,10 +45,12 @@ def legacy_names(config_cls: type) -> dict[str, str]:
 
 
 def hashed_fields(config: Any) -> dict[str, Any]:
-    """`dataclasses.asdict(config)` under the stored names, without the `added_later` fields that have their default."""
+    """`dataclasses.asdict(config)` under the stored names, without speed-only fields and `added_later` fields at their default."""
     values = dataclasses.asdict(config)
     hashed: dict[str, Any] = {}
     for field in dataclasses.fields(config):
+        if field.metadata.get(_SPEED_ONLY):
+            continue
         if field.metadata.get(_HASHED_WHEN_DEFAULT, True) is False and values[field.name] == field.default:
             continue
         name = field.metadata.get(_STORED_AS, field.name)

@@ -44,6 +44,14 @@ def task_label(result: Result) -> str:
     return f"{result.key.task} ({result.key.profile}){mark}"
 
 
+LABEL_SUPERVISED = " ‡"
+
+
+def label_supervised(result: Result) -> bool:
+    """Trained on the task's curated label paths (`label_source = "gold"`), which label-scored sections score."""
+    return result.train_info.get("label_source") == "gold"
+
+
 def row_label(result: Result) -> str:
     return result.key.baseline + (UNTRAINED if untrained(result) else "")
 
@@ -55,6 +63,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             "task": task_label(r),
             "baseline": row_label(r),
             "baseline_key": r.key.baseline,
+            "label_supervised": label_supervised(r),
             "model": r.key.model,
             "config": r.key.config_hash,
             "seed": r.key.seed,
@@ -149,6 +158,8 @@ def family_table(frame: pd.DataFrame, task: str, family: MetricFamily, summary: 
     present = _family_columns(rows, family)
     if not present:
         return None
+    if family.scored_on_curated_labels:  # these cells score the labels such a row trained on: say so on the row
+        rows = rows.assign(baseline=[b + LABEL_SUPERVISED if seen else b for b, seen in zip(rows.baseline, rows.label_supervised)])
     grouped = rows.groupby(["baseline", "model", "config"])
     if not summary:
         return grouped[present].mean().sort_values(present[0], ascending=False)

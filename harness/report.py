@@ -18,7 +18,8 @@ import pandas as pd
 from pathlib import Path
 
 from harness import atomic
-from harness.leaderboard import Leaderboard, build
+from harness.leaderboard import LABEL_SUPERVISED, Leaderboard, build
+from harness.metrics import FAMILIES
 from harness.results import Result, load_results
 
 INTRO = (
@@ -124,10 +125,19 @@ def comparisons_display(board: Leaderboard) -> pd.DataFrame:
     return tests.drop(columns=["against_baseline", "against_model"]).set_index(["task", "baseline", "model", "against"])
 
 
+def legends() -> str:
+    """What each metric family's section measures, once, and the label-supervised mark."""
+    lines = ["## What the sections measure", ""]
+    lines += [f"- **{family.title}**: {family.legend}" for family in FAMILIES.values() if family.legend]
+    lines += [f"- `{LABEL_SUPERVISED.strip()}` after a baseline in a section scored on curated labels: the row trained on those same "
+              "labels (`label_source = \"gold\"`), so its cells there are label-supervised, not comparable with the other rows."]
+    return "\n".join(lines)
+
+
 def markdown(board: Leaderboard | None) -> str:
     if board is None:
         return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
-    parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main)]
+    parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main), "", legends()]
     if not board.comparisons.empty:
         parts += ["", "## Paired comparisons (main score; p: two-level bootstrap over seeds and test queries; "
                   "p_holm: Holm-Bonferroni adjusted over the table)", "", to_markdown(comparisons_display(board))]
@@ -169,6 +179,10 @@ def html_report(board: Leaderboard | None) -> str:
     if board is None:
         return "".join(parts) + "<p>No results yet: run <code>python -m harness run</code>.</p></body></html>\n"
     parts += [f"<p>{html.escape(INTRO)}</p>", _table_html(board.main)]
+    legend_lines = legends().splitlines()
+    parts += [f"<h2>{html.escape(legend_lines[0].lstrip('# '))}</h2><ul>"]
+    parts += [f"<li>{html.escape(line[2:].replace('**', '').replace('`', ''))}</li>" for line in legend_lines[2:]]
+    parts += ["</ul>"]
     if not board.comparisons.empty:
         parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board))]
     parts += ["<h2>Quality against training time</h2>", f'<img alt="quality against fit time" src="{quality_vs_time(board.frame)}">']

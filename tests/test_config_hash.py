@@ -43,6 +43,14 @@ def test_the_compile_setting_changes_the_hash_only_when_set():
     assert replace(frozen, config=replace(frozen.config, compile=True)).config_hash != frozen.config_hash
 
 
+def test_a_speed_only_field_never_changes_the_hash():
+    contrastive = load_baseline("contrastive")
+    assert contrastive.config.dev_cache_untrained is True
+    off = replace(contrastive, config=replace(contrastive.config, dev_cache_untrained=False))
+    assert off.config_hash == contrastive.config_hash
+    assert "dev_cache_untrained" not in hashed_fields(contrastive.config)
+
+
 def test_every_committed_result_is_reproduced_by_its_baseline_config():
     """A result's key hash must be what its baseline file hashes to today, or `run` would redo it."""
     paths = sorted(RESULTS_DIR.glob("*/*/*.json"))

@@ -16,7 +16,8 @@ from harness.methods.hnmfk import Hierarchy
 from harness.metrics.retrieval import retrieval_scores
 from harness.methods import heal as heal_method
 from harness.methods.base import FitContext
-from harness.methods.contrastive import mine_hard_negatives, pairs_dataset
+from harness.methods.contrastive import pairs_dataset
+from harness.methods.hard_negatives import bm25_negatives
 from harness.methods.heal import HEAL, label_table
 from harness.runner import RunSettings, run_one
 from harness.search import exact_search
@@ -100,7 +101,7 @@ def test_hard_negatives_are_the_best_bm25_documents_that_are_not_relevant(tiny_t
     from harness.methods.bm25 import BM25Config, BM25Searcher
 
     task = load_task_folder(tiny_task_dir)
-    negatives = mine_hard_negatives(task, count=2, skip=0)
+    negatives = bm25_negatives(task, count=2, skip=0)
     full_ranking = BM25Searcher(task, BM25Config(), show_progress=False).search(task.split_queries("train"), len(task.corpus))
     assert set(negatives) == set(task.qrels["train"])
     for qid, mined in negatives.items():

@@ -6,12 +6,9 @@ small memory (`loss = "cached_mnrl"`, same gradients). Batches never hold two pa
 text (`BatchSamplers.NO_DUPLICATES`): on tasks with many queries per document a random batch
 often pairs a query with its own document as a "negative", which measurably stops learning.
 
-Optional hard negatives (`hard_negatives = n`, default 0 = off): for each query, the n documents
-BM25 ranks highest among those not judged relevant to it, after skipping the top
-`hard_negative_skip` ranks (the usual guard against unjudged true positives); or, with
-`hard_negative_miner = "dense"`, the base model's own nearest non-relevant documents with
-sentence-transformers' margin and range filters (`harness.methods.hard_negatives`). They become
-extra columns, which MNRL treats as additional negatives for their row.
+Optional hard negatives (`hard_negatives = n`, default 0 = off; BM25 or dense miner, see
+`harness.methods.hard_negatives`) become extra columns, which MNRL treats as additional negatives
+for their row.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, require_train_split
-from harness.methods.hard_negatives import HardNegativeFields, dense_negatives
+from harness.methods.hard_negatives import HardNegativeFields, training_negatives
 from harness.methods.st_training import TrainConfig, finish, load_base_model, train
 from harness.task import Task
 
@@ -40,37 +37,11 @@ class ContrastiveConfig(HardNegativeFields, TrainConfig):
         self.check_hard_negatives()
 
 
-def mine_hard_negatives(task: Task, count: int, skip: int) -> dict[str, list[str]]:
-    """query id -> the `count` best BM25 documents below rank `skip` that are not relevant to it."""
-    from harness.methods.bm25 import BM25Config, BM25Searcher
-
-    queries = task.split_queries("train")
-    most_relevant = max(len(docs) for docs in task.qrels["train"].values())
-    run = BM25Searcher(task, BM25Config(), show_progress=False).search(queries, skip + count + most_relevant)
-    negatives = {}
-    for qid, ranked in run.items():
-        relevant = {d for d, rel in task.qrels["train"][qid].items() if rel > 0}
-        order = sorted(ranked, key=lambda d: (-ranked[d], d))[skip:]  # ties by id, so mining is reproducible
-        negatives[qid] = [d for d in order if d not in relevant][:count]
-    return negatives
-
-
-def training_negatives(task: Task, config: ContrastiveConfig, model=None, seed: int = 0) -> dict[str, list[str]]:
-    """query id -> its mined negatives (none when `hard_negatives = 0`); the dense miner scores with `model`."""
-    if not config.hard_negatives:
-        return {}
-    if config.hard_negative_miner == "dense":
-        if model is None:
-            raise ValueError("the dense miner needs the base model")
-        return dense_negatives(task, config, model, seed)
-    return mine_hard_negatives(task, config.hard_negatives, config.hard_negative_skip)
-
-
-def pairs_dataset(task: Task, config: ContrastiveConfig, model=None, seed: int = 0):
+def pairs_dataset(task: Task, config: ContrastiveConfig, model=None, seed: int = 0, show_progress: bool = False):
     """Columns anchor, positive[, negative_1..n]: one row per positive train qrel."""
     from datasets import Dataset
 
-    negatives = training_negatives(task, config, model, seed)
+    negatives = training_negatives(task, config, model, seed, show_progress)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     rows.update({f"negative_{i + 1}": [] for i in range(config.hard_negatives)})
     for qid, docs in task.qrels["train"].items():
@@ -113,7 +84,7 @@ class Contrastive:
 
         config.check(task)
         model = load_base_model(config, context.device)
-        dataset = pairs_dataset(task, config, model, context.seed)  # dense mining scores with the untouched base model
+        dataset = pairs_dataset(task, config, model, context.seed, context.show_progress)  # dense mining scores with the untouched base model
         adapted = self.prepare(model, config)
         info = train(model, ranking_loss(model, config), dataset, task, config, context, BatchSamplers.NO_DUPLICATES)
         return finish(model, config, context, {**adapted, **info})

@@ -3,7 +3,7 @@
 Two miners, chosen with `hard_negative_miner`:
 
 * `bm25` (the default): the `hard_negatives` best BM25 documents below rank `hard_negative_skip`
-  that are not relevant to the query (`harness.methods.contrastive.mine_hard_negatives`);
+  that are not relevant to the query (`bm25_negatives`);
 * `dense`: sentence-transformers' own `util.mine_hard_negatives`, scoring the whole corpus with the
   base model being fine-tuned, before training. Its filters are exposed as config fields:
   `hard_negative_skip` (its `range_min`: best non-relevant candidates skipped, the guard against
@@ -18,6 +18,10 @@ sentence-transformers; the mined lists are then checked against the qrels again,
 judged relevant never becomes a negative of its query, whatever its text shares with others.
 A query with fewer than `hard_negatives` negatives left gets no training rows.
 
+`contrastive` and `lora` add the mined documents as extra columns of their (query, document) rows;
+`heal` puts them into the query's batch as document rows, where its level-wise loss decides what
+they are (a negative at the instance level, a positive at a label level they share).
+
 All fields but the first two were added after results were stored (`added_later`): configs that
 leave them at their defaults keep their hash.
 """
@@ -25,6 +29,7 @@ leave them at their defaults keep their hash.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +80,47 @@ def relevant_documents(task: Task, split: str = "train") -> dict[str, set[str]]:
     return {qid: {did for did, rel in docs.items() if rel > 0} for qid, docs in task.qrels[split].items()}
 
 
+def bm25_negatives(task: Task, count: int, skip: int) -> dict[str, list[str]]:
+    """query id -> the `count` best BM25 documents below rank `skip` that are not relevant to it."""
+    from harness.methods.bm25 import BM25Config, BM25Searcher
+
+    queries = task.split_queries("train")
+    most_relevant = max(len(docs) for docs in task.qrels["train"].values())
+    run = BM25Searcher(task, BM25Config(), show_progress=False).search(queries, skip + count + most_relevant)
+    negatives = {}
+    for qid, ranked in run.items():
+        relevant = {d for d, rel in task.qrels["train"][qid].items() if rel > 0}
+        order = sorted(ranked, key=lambda d: (-ranked[d], d))[skip:]  # ties by id, so mining is reproducible
+        negatives[qid] = [d for d in order if d not in relevant][:count]
+    return negatives
+
+
+def training_negatives(task: Task, config, model=None, seed: int = 0, show_progress: bool = False) -> dict[str, list[str]]:
+    """query id -> its mined negatives (none when `hard_negatives = 0`); the dense miner scores with `model`."""
+    if not config.hard_negatives:
+        return {}
+    if config.hard_negative_miner == "dense":
+        if model is None:
+            raise ValueError("the dense miner needs the base model")
+        return dense_negatives(task, config, model, seed, show_progress)
+    return bm25_negatives(task, config.hard_negatives, config.hard_negative_skip)
+
+
+@contextmanager
+def progress_bars(model, show: bool):
+    """sentence-transformers' miner encodes with `show_progress_bar=True` whatever `verbose` says:
+    route its two encode calls through the model with the harness's own setting."""
+    methods = ("encode_document", "encode_query")
+    for name in methods:
+        bound = getattr(model, name)
+        setattr(model, name, lambda *args, _bound=bound, **kwargs: _bound(*args, **{**kwargs, "show_progress_bar": show}))
+    try:
+        yield
+    finally:
+        for name in methods:
+            delattr(model, name)  # back to the class's method
+
+
 def dense_negatives(task: Task, config, model, seed: int, show_progress: bool = False) -> dict[str, list[str]]:
     """query id -> `config.hard_negatives` document ids mined by `model` with sentence-transformers' filters.
 
@@ -105,7 +151,7 @@ def dense_negatives(task: Task, config, model, seed: int, show_progress: bool = 
         cross_encoder = CrossEncoder(str(Path(config.hard_negative_cross_encoder).expanduser()), device=str(model.device))
     prompt = model.prompts.get(model.default_prompt_name or "", "")  # what the harness's own encoding uses
     random.seed(seed)  # sampling = "random" draws from the global generator
-    with autocast(config.precision, str(model.device)):
+    with autocast(config.precision, str(model.device)), progress_bars(model, show_progress):
         mined = mine_hard_negatives(
             Dataset.from_dict({"anchor": anchors, "positive": positives}),
             model,

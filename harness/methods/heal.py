@@ -27,6 +27,10 @@ Where the labels come from (`label_source`):
   runs/hnmfk; its seed is fixed, so every training seed sees the same hierarchy;
 * "gold": the task's curated paths (`Document.labels`), an ablation of the clustering step;
 * "none": no labels (one leaf, so batches are random groups of documents with their queries).
+Hard negatives (`hard_negatives = n`, by_role only; the miners and filters of `contrastive`, see
+`harness.methods.hard_negatives`): each train query's n mined documents join its batch as document
+rows, so the loss sees them beside their label paths: a negative at the instance level, a positive at
+any label level they share with the query's document (the hierarchy decides, not the miner).
 `fuzzy = true` weights positives within a label level by HNMFk's soft memberships (hnmfk only). `finetune = "lora"`
 trains a LoRA adapter (the `lora_*` keys) instead of all weights. The other knobs are
 documented in `harness.methods.heal_loss`.
@@ -44,6 +48,7 @@ import torch
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, require_train_split
 from harness.config_fields import added_later
+from harness.methods.hard_negatives import HardNegativeFields, training_negatives
 from harness.methods.heal_loss import POSITIVES, SCHEDULES, HEALLoss, level_weights, role_weights
 from harness.methods.hierarchy_sampler import HierarchyBatchSampler, Instance, check_batch_documents, check_members_per_leaf
 from harness.methods.hnmfk import HNMFkConfig, cached_hnmfk
@@ -57,7 +62,7 @@ FINETUNES = ("full", "lora")
 
 
 @dataclass(frozen=True)
-class HEALConfig(LoraFields, TrainConfig):
+class HEALConfig(HardNegativeFields, LoraFields, TrainConfig):
     reference = "contrastive"  # a class attribute, not a field: heal rows are compared with contrastive
     learning_rate: float = 1e-4  # chosen on cyber dev over 5e-5
     label_source: str = "hnmfk"  # hnmfk | gold | none
@@ -73,6 +78,8 @@ class HEALConfig(LoraFields, TrainConfig):
     instance_weight: float = added_later(1.0)  # by_role: lambda of the instance level
     cluster_weight: float = added_later(0.5)  # by_role: total lambda of the label levels (a share of the instance's at weight 1)
     batch_documents: int = added_later(0)  # documents per batch, the rest their queries; 0 = half the batch with by_role, leaf chunks of rows with by_depth
+    hard_negatives: int = added_later(0)  # mined documents put into each train query's batch (by_role); 0 = none
+    hard_negative_skip: int = added_later(0)  # best non-relevant candidates skipped by the miner
     finetune: str = "full"  # full | lora
     length_buckets: int = 4  # forward passes per batch over rows sorted by length (speed only; 1 = one pass)
     hnmfk: dict = field(default_factory=dict)  # overrides of harness.methods.hnmfk.HNMFkConfig fields
@@ -103,6 +110,9 @@ class HEALConfig(LoraFields, TrainConfig):
             raise HarnessError(f"heal {exc}") from None
         if self.batch_documents and self.weighting != "by_role":
             raise HarnessError("heal batch_documents needs weighting = \"by_role\"")
+        if self.hard_negatives and self.weighting != "by_role":
+            raise HarnessError("heal hard_negatives needs weighting = \"by_role\" (batches of a fixed number of documents)")
+        self.check_hard_negatives()
         unknown = sorted(set(self.hnmfk) - {f.name for f in dataclasses.fields(HNMFkConfig)})
         if unknown:
             raise HarnessError(f"heal hnmfk keys {unknown} are not HNMFk settings (known: {', '.join(f.name for f in dataclasses.fields(HNMFkConfig))})")
@@ -117,6 +127,7 @@ class LabelTable:
     level_names: list[str]
     memberships: list[torch.Tensor | None] | None
     instances: list[Instance]
+    query_ids: list[str]  # train query of each query row, in row order (after the documents)
     info: dict
 
 
@@ -220,7 +231,7 @@ def label_table(task: Task, config: HEALConfig) -> LabelTable:
     instances = [Instance(leaf=tuple(doc_paths[i]), document=i, queries=tuple(queries_of[i])) for i in range(len(doc_ids))]
     info = {**info, "levels": names, "documents": len(doc_ids), "queries": len(query_docs), "leaves": len({i.leaf for i in instances})}
     level_prefix = [f"L{level}_{name}" for level, name in enumerate(names)]
-    return LabelTable(texts, paths, level_prefix, memberships, instances, info)
+    return LabelTable(texts, paths, level_prefix, memberships, instances, list(query_docs), info)
 
 
 def loss_levels(table: LabelTable, config: HEALConfig):
@@ -235,6 +246,18 @@ def loss_levels(table: LabelTable, config: HEALConfig):
     return table.paths[:, keep], [table.level_names[c] for c in keep], [lambdas[c] for c in keep], memberships
 
 
+def batch_negatives(task: Task, table: LabelTable, config: HEALConfig, model, context: FitContext):
+    """(query row -> mined document rows, train_info entries); empty without `hard_negatives`."""
+    if not config.hard_negatives:
+        return {}, {}
+    mined = training_negatives(task, config, model, context.seed, context.show_progress)
+    doc_row = {d: i for i, d in enumerate(sorted(task.corpus))}
+    first_query_row = len(task.corpus)
+    rows = {first_query_row + j: tuple(doc_row[d] for d in mined[qid])
+            for j, qid in enumerate(table.query_ids) if len(mined.get(qid, ())) >= config.hard_negatives}
+    return rows, {"hard_negative_queries": len(rows), "train_queries": len(table.query_ids)}
+
+
 class HEAL:
     name = "heal"
     Config = HEALConfig
@@ -245,14 +268,15 @@ class HEAL:
         config.check(task)
         table = label_table(task, config)
         model = load_base_model(config, context.device)
-        adapted = {"finetune": config.finetune}
+        negatives, mined = batch_negatives(task, table, config, model, context)  # the untouched base model mines
+        adapted = {"finetune": config.finetune, **mined}
         if config.finetune == "lora":
             adapted["lora_target_modules"] = list(add_lora(model, config))
         paths, level_names, lambdas, memberships = loss_levels(table, config)
         loss = HEALLoss(model, paths, level_names, lambdas, config.tau, config.positives, memberships, config.length_buckets)
         dataset = Dataset.from_dict({"text": table.texts, "label": list(range(len(table.texts)))})
         sampler = partial(HierarchyBatchSampler, instances=table.instances, members_per_leaf=config.members_per_leaf,
-                          batch_documents=config.documents_per_batch())
+                          batch_documents=config.documents_per_batch(), negatives=negatives)
         info = train(model, loss, dataset, task, config, context, sampler)
         weights = {"lambdas": [round(x, 4) for x in lambdas]}
         if config.weighting == "by_role":

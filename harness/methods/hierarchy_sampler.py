@@ -21,7 +21,10 @@ into leaves of different sizes still train on the same mix of documents and quer
 * per leaf, visits go in rounds (one per document that still has some, in random order) and each
   round is cut into chunks of `members_per_leaf` documents (a short tail joins the chunk before);
 * chunks are shuffled and their visits taken in order, D documents a batch; a visit whose document
-  is already in the batch waits for the next one.
+  is already in the batch waits for the next one;
+* with `negatives` (query row -> mined document rows, `hard_negatives` of `heal`), a visit brings the
+  negatives of its queries into the batch as extra document rows (those not in it yet), as MNRL's
+  extra columns do for a pair: a batch then holds up to D + D*r*(1 + n) rows.
 """
 
 from __future__ import annotations
@@ -56,12 +59,16 @@ class HierarchyBatchSampler(DefaultBatchSampler):
     """Pass `functools.partial(HierarchyBatchSampler, instances=..., members_per_leaf=...)` as the trainer's batch_sampler."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool = False, valid_label_columns=None, generator=None, seed: int = 0, *,
-                 instances: list[Instance], members_per_leaf: int = 4, batch_documents: int = 0):
+                 instances: list[Instance], members_per_leaf: int = 4, batch_documents: int = 0,
+                 negatives: dict[int, tuple[int, ...]] | None = None):
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
                          generator=generator, seed=seed)
         check_members_per_leaf(members_per_leaf, batch_size)
         check_batch_documents(batch_documents, batch_size)
         self.batch_documents = batch_documents
+        if negatives and not batch_documents:
+            raise ValueError("hard negatives need batch_documents > 0 (weighting = \"by_role\")")
+        self.negatives = negatives or {}
         self.queries_per_document = (batch_size - batch_documents) // batch_documents if batch_documents else 0
         # Batches vary in size (at most max_rows). accelerate's DDP sharding (BatchSamplerShard)
         # reads `batch_size`: a number makes it treat every short batch as the epoch's last and stop
@@ -140,11 +147,13 @@ class HierarchyBatchSampler(DefaultBatchSampler):
                 waiting.append(visit)
                 batch, documents, held = [], set(), []
                 for queued in waiting:
-                    if len(documents) == self.batch_documents or queued[0] in documents:
+                    if len(documents) == self.batch_documents or queued[0] in batch:
                         held.append(queued)
                     else:
                         documents.add(queued[0])
                         batch += queued
+                        for query in queued[1:]:
+                            batch += [row for row in self.negatives.get(query, ()) if row not in batch]
                 if len(documents) == self.batch_documents:
                     yield batch
                     waiting = held

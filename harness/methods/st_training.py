@@ -7,9 +7,9 @@ here so they compare like for like. The causal-LM methods follow the same contra
 * the sentence-transformers v6 trainer (`SentenceTransformerTrainer`) runs `max_steps` optimiser
   steps of `train_batch_size` examples with AdamW, linear warm-up and decay;
 * model selection on dev nDCG@10 every `eval_steps` steps: `harness.methods.selection`; with
-  `patience = n` training stops after n evaluations in a row without a new best, and with
-  `dev_cache_untrained = true` the step-0 evaluation (the untouched base model, the same for
-  contrastive, lora and heal) reuses the embedding cache;
+  `patience = n` training stops after n evaluations in a row without a new best, and
+  `dev_cache_untrained` (on by default, not hashed: same numbers) lets the step-0 evaluation (the
+  untouched base model, the same for contrastive, lora and heal) reuse the embedding cache;
 * `length_grouped_batches = true` (pair datasets only): duplicate-free batches of rows of similar
   token length (`harness.methods.length_batches`), so less of each step is padding;
 * precision: `precision` is one of auto|fp32|bf16 as in `harness.device.use_bf16`, applied to
@@ -36,7 +36,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from harness import atomic
-from harness.config_fields import added_later, stored_as
+from harness.config_fields import added_later, speed_only, stored_as
 from harness.device import is_main_process, use_bf16
 from harness.encoders import (
     CachingEncoder,
@@ -76,7 +76,7 @@ class TrainConfig(MethodConfig):
     document_prefix: str = ""
     compile: bool = added_later(False)  # torch.compile the trained model for test encoding only (not dev selection)
     patience: int = added_later(0)  # stop after this many dev evaluations in a row without a new best; 0 = run all max_steps
-    dev_cache_untrained: bool = added_later(False)  # step-0 dev embeddings via the embedding cache (speed only; off without one)
+    dev_cache_untrained: bool = speed_only(True)  # step-0 dev embeddings via the embedding cache (same numbers; off without one)
     length_grouped_batches: bool = added_later(False)  # NO_DUPLICATES batches of similar length (changes batch composition)
 
     def expected_cost(self) -> int:

@@ -49,6 +49,8 @@ class MetricFamily:
     headline_prefixes: tuple[str, ...] = ()  # metrics whose names carry a parameter (matched by prefix)
     plot: Callable[[Any, str, Any], Any] | None = None  # (results frame, task, pyplot) -> figure or None
     plot_caption: str = ""  # the plot's alt text in the report, before " of <task>"
+    legend: str = ""  # what the section measures and what it does not, printed once at the top of the report
+    scored_on_curated_labels: bool = False  # rows trained on those labels are marked label-supervised in it
 
 
 FAMILIES: dict[str, MetricFamily] = {}
@@ -85,14 +87,25 @@ register_family(MetricFamily(
               "hier_path_query_f1", "hier_l1_doc_v_measure", "hier_l2_doc_v_measure"),
     plot=hierarchy.plot_levels,
     plot_caption="hierarchy levels",
+    legend=("linear probes (fitted and scored on one fixed, seeded split of the documents, and of the queries "
+            "labelled with their gold document's path) and k-means V-measure on the document embeddings, against "
+            "the task's curated label paths: how well the embedding separates the curated hierarchy, not retrieval."),
+    scored_on_curated_labels=True,
 ))
 register_family(MetricFamily(
     name="rag",
     title="RAG hallucination proxies (from the retrieval run)",
     compute=rag.family_scores,
     headline=("gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
-              "context_precision_at_10", "wrong_branch_rate_l1_at_5", "wrong_branch_rate_l2_at_5",
-              "wrong_branch_rate_l1_at_5_on_miss"),
+              "context_precision_at_10", "wrong_branch_rate_l1_at_5_on_miss", "wrong_branch_rate_l2_at_5_on_miss"),
     # the generator-based proxies (opt-in `--generator`, harness/rag_generation.py) carry k in their names
     headline_prefixes=("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_"),
+    legend=("what a generator would be given, from the ranking alone: gold_context_hit_rate is hit rate, "
+            "context_precision is RAGAS's on ids; wrong_branch_rate_l{l}_at_5_on_miss is the share of the top 5 that "
+            "leave every gold document's curated branch at level l, over the queries whose top 5 holds no relevant "
+            "document (the distractor-only case; the plain wrong_branch_rate in the result files counts the gold "
+            "context as on-branch and so partly restates hit rate). None of these generates text: they bound what "
+            "a generator could be misled by, they do not measure hallucination. Generator-based columns "
+            "(answer_support, unsupported_sentence_rate) appear only for runs made with --generator."),
+    scored_on_curated_labels=True,
 ))
