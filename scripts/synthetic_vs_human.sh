@@ -23,5 +23,5 @@ fi
 python3 -m harness make-queries --task-dir "$WORK/cyber-human" --out-dir "$WORK/cyber-synthetic" \
   --splits train --per-doc "$PER_DOC" --filter bm25 --top-k 3 --seed 0 --batch-size 16 --max-new-tokens 32
 for folder in cyber-human cyber-synthetic; do
-  python3 -m harness run --task-dir "$WORK/$folder" --methods frozen,contrastive-200 --seeds 0 --threads 1 --no-progress
+  python3 -m harness run --task-dir "$WORK/$folder" --methods frozen,contrastive --seeds 0 --threads 1 --no-progress
 done
