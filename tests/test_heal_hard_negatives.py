@@ -9,20 +9,12 @@ import pytest
 from harness.baselines import load_baseline
 from harness.config_fields import hashed_fields
 from harness.errors import HarnessError
-from harness.methods import heal as heal_method
 from harness.methods.base import FitContext
 from harness.methods.heal import HEAL, HEALConfig, label_table
 from harness.methods.hierarchy_sampler import HierarchyBatchSampler
-from harness.task import load_task_folder
-from tests.test_heal_ablations import tiny_hierarchy
+from tests import test_heal_ablations
 
-
-@pytest.fixture
-def task(tiny_task_dir, monkeypatch):
-    task = load_task_folder(tiny_task_dir)
-    hierarchy = tiny_hierarchy(sorted(task.corpus))
-    monkeypatch.setattr(heal_method, "cached_hnmfk", lambda texts, config, cache_dir: hierarchy)
-    return task
+task = test_heal_ablations.task  # the fixture: the tiny task with a stubbed HNMFk hierarchy
 
 
 def config(**overrides) -> HEALConfig:
