@@ -127,6 +127,7 @@ class LabelTable:
     level_names: list[str]
     memberships: list[torch.Tensor | None] | None
     instances: list[Instance]
+    doc_ids: list[str]  # document of each document row (rows 0 .. len - 1)
     query_ids: list[str]  # train query of each query row, in row order (after the documents)
     info: dict
 
@@ -231,7 +232,7 @@ def label_table(task: Task, config: HEALConfig) -> LabelTable:
     instances = [Instance(leaf=tuple(doc_paths[i]), document=i, queries=tuple(queries_of[i])) for i in range(len(doc_ids))]
     info = {**info, "levels": names, "documents": len(doc_ids), "queries": len(query_docs), "leaves": len({i.leaf for i in instances})}
     level_prefix = [f"L{level}_{name}" for level, name in enumerate(names)]
-    return LabelTable(texts, paths, level_prefix, memberships, instances, list(query_docs), info)
+    return LabelTable(texts, paths, level_prefix, memberships, instances, doc_ids, list(query_docs), info)
 
 
 def loss_levels(table: LabelTable, config: HEALConfig):
@@ -251,9 +252,8 @@ def batch_negatives(task: Task, table: LabelTable, config: HEALConfig, model, co
     if not config.hard_negatives:
         return {}, {}
     mined = training_negatives(task, config, model, context.seed, context.show_progress)
-    doc_row = {d: i for i, d in enumerate(sorted(task.corpus))}
-    first_query_row = len(task.corpus)
-    rows = {first_query_row + j: tuple(doc_row[d] for d in mined[qid])
+    doc_row = {d: i for i, d in enumerate(table.doc_ids)}
+    rows = {len(table.doc_ids) + j: tuple(doc_row[d] for d in mined[qid])
             for j, qid in enumerate(table.query_ids) if len(mined.get(qid, ())) >= config.hard_negatives}
     return rows, {"hard_negative_queries": len(rows), "train_queries": len(table.query_ids)}
 
