@@ -1,4 +1,4 @@
-"""`python -m harness run|table|tasks|methods`."""
+"""`python -m harness run|table|answer|tasks|methods|export|make-queries|export-model`."""
 
 from __future__ import annotations
 
@@ -81,8 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--generator", nargs="?", const="smollm2", help="opt-in: answer test queries with this causal LM "
                      "(alias or local folder; bare flag = packaged SmolLM2) and score answer support")
     run.add_argument("--generator-k", type=_positive, default=3, help="contexts per generated answer")
-    run.add_argument("--generator-queries", type=_non_negative, default=100, help="test queries answered (0 = all)")
+    run.add_argument("--generator-queries", type=_non_negative, default=100, help="seeded sample of test queries answered, the same "
+                     "for every method (0 = all); `harness answer` does the same for stored results")
     run.add_argument("--nli-model", help="local NLI cross-encoder folder for the NLI support score (with --generator)")
+
+    answer = commands.add_parser("answer", help="answer test queries from stored results' rankings with a local causal "
+                                 "LM and add answer-support (hallucination) scores to those results; no refit",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    answered = answer.add_mutually_exclusive_group()
+    answered.add_argument("--task", default="cyber", help="task name(s), comma-separated")
+    answered.add_argument("--task-dir", type=Path, help="the BEIR folder the results were run on")
+    answer.add_argument("--task-name", help="name of the --task-dir task (default: the folder's name)")
+    answer.add_argument("--methods", default="frozen,contrastive,heal", help="baselines whose stored results get answers")
+    answer.add_argument("--seed", "--seeds", dest="seeds", type=_seeds, default=(0,), help="training seed(s) of those results")
+    answer.add_argument("--generator", default="smollm2", help="causal LM: packaged alias or local Hugging Face folder "
+                        "(on a GPU, a bigger local model is this one flag)")
+    answer.add_argument("--k", type=_positive, default=3, help="contexts per answer")
+    answer.add_argument("--queries", type=_non_negative, default=100, help="seeded sample of test queries (0 = all); "
+                        "the same sample for every method and seed")
+    answer.add_argument("--sample-seed", type=int, default=0, help="seed of that sample")
+    answer.add_argument("--max-new-tokens", type=_positive, default=128, help="answer length limit")
+    answer.add_argument("--max-context-chars", type=_positive, default=1500, help="characters kept per context")
+    answer.add_argument("--nli-model", help="local NLI cross-encoder folder: adds sentence-vs-chunk entailment scores")
+    answer.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    answer.add_argument("--threads", type=_positive, help="torch CPU threads")
+    answer.add_argument("--out", type=Path, help="results directory (default: ./results)")
+    answer.add_argument("--overwrite", action="store_true", help="rescore results that already hold answers made this way")
 
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
     table.add_argument("--out", type=Path, help="results directory (default: ./results)")
@@ -165,6 +189,39 @@ def _run(args) -> int:
                   executor=args.executor, ray_address=args.ray_address)
     if is_main_process():  # under torchrun the other ranks only train
         print(write_leaderboard(results_dir))
+    return 0
+
+
+def _answer(args) -> int:
+    from functools import partial
+
+    from harness.answer_results import AnswerSettings, answer_stored
+    from harness.catalog import load_task
+    from harness.device import resolve_device, set_threads
+    from harness.paths import default_results_dir
+    from harness.report import write_leaderboard
+    from harness.run_options import check_answer_models
+
+    results_dir = args.out or default_results_dir()
+    check_answer_models(args.generator, args.nli_model)
+    settings = AnswerSettings(generator=args.generator, k=args.k, max_queries=args.queries or None,
+                              sample_seed=args.sample_seed, max_new_tokens=args.max_new_tokens,
+                              max_context_chars=args.max_context_chars, nli_model=args.nli_model)
+    set_threads(args.threads)
+    if args.task_dir:  # a folder task has one profile, its whole content
+        folder = load_task(task_dir=args.task_dir, task_name=args.task_name)
+        tasks = {folder.name: lambda profile: folder}
+    else:
+        from harness.catalog import resolve_card
+
+        for name in _csv(args.task):
+            resolve_card(name)  # an unknown name fails here, with "did you mean"
+        tasks = {name: partial(lambda name, profile: load_task(name, profile=profile), name) for name in _csv(args.task)}
+    command = "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    updated = answer_stored(results_dir, tasks, _csv(args.methods), args.seeds, settings,
+                            resolve_device(args.device), args.overwrite, command)
+    print(f"added answer scores to {len(updated)} result(s)", file=sys.stderr)
+    print(write_leaderboard(results_dir))
     return 0
 
 
@@ -260,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"harness: skipped {shown}: {reason}", file=sys.stderr)
             print(write_leaderboard(results_dir))
             return 0
-        return {"tasks": _tasks, "methods": _methods, "export": _export,
+        return {"answer": _answer, "tasks": _tasks, "methods": _methods, "export": _export,
                 "make-queries": _make_queries, "export-model": _export_model}[args.command](args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -83,6 +83,16 @@ def check_models(baselines, args) -> None:
         _check_model(args.nli_model, "--nli-model", resolve_model_path, {})
 
 
+def check_answer_models(generator: str, nli_model: str | None) -> None:
+    """`harness answer`'s models, checked before any result is touched."""
+    from harness.llm import PACKAGED_CAUSAL_LMS, causal_lm_dir
+    from harness.models import resolve_model_path
+
+    _check_model(generator, "--generator", causal_lm_dir, PACKAGED_CAUSAL_LMS)
+    if nli_model:
+        _check_model(nli_model, "--nli-model", resolve_model_path, {})
+
+
 def _check_model(spec: str, option: str, resolve, aliases: dict) -> None:
     from harness.registry import Registry
 

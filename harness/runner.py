@@ -7,7 +7,6 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,14 @@ class RunSettings:
     cache_embeddings: bool = True
     generator: str | None = None  # opt-in: a causal LM answers test queries from their top-k contexts
     generator_k: int = 3
-    generator_max_queries: int | None = 100  # ~6 s per answer with SmolLM2 on one CPU core
+    generator_max_queries: int | None = 100  # seeded sample; ~6 s per answer with SmolLM2 on one CPU core
     nli_model: str | None = None  # local NLI cross-encoder folder for the NLI support score
+
+    def answer_settings(self):
+        from harness.answer_results import AnswerSettings
+
+        return AnswerSettings(generator=self.generator, k=self.generator_k, max_queries=self.generator_max_queries,
+                              nli_model=self.nli_model)
 
 
 @dataclass
@@ -76,27 +81,6 @@ def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict
                             retrieval.query_ids, retrieval.query_vectors)
     scores = score_all(evaluation)
     return scores, {qid: row[task.main_score] for qid, row in evaluation.per_query.items()}
-
-
-@lru_cache(maxsize=2)
-def _generator(spec: str, device: str):
-    from harness.llm import load_causal_lm
-    from harness.generation import causal_lm_generator
-
-    model, tokenizer = load_causal_lm(spec, device)
-    return causal_lm_generator(model, tokenizer, name=spec)
-
-
-def generation_scores(task: Task, retrieval: Retrieval, settings: RunSettings, device: str, answers_path: Path) -> dict[str, float]:
-    """Answer support proxies; answers are cached beside the result so they are never regenerated."""
-    from harness.rag_generation import GenerationSettings, answer_support_scores, cross_encoder_nli, generate_answers
-
-    answers = generate_answers(
-        task, settings.split, retrieval.run, _generator(settings.generator, device), settings.generator_k, answers_path,
-        settings=GenerationSettings(max_queries=settings.generator_max_queries),
-    )
-    nli = cross_encoder_nli(settings.nli_model, device) if settings.nli_model else None
-    return answer_support_scores(task, settings.split, answers, settings.generator_k, nli)
 
 
 def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
@@ -146,8 +130,13 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         return path
     retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
     scores, per_query = score(task, retrieval, settings.split, seed)
+    generation = None
     if settings.generator:
-        scores.update(generation_scores(task, retrieval, settings, device, path.with_suffix(".answers.jsonl")))
+        from harness.answer_results import generation_scores
+
+        generated, generation = generation_scores(task, settings.split, retrieval.run, settings.answer_settings(), device,
+                                                  path.with_suffix(".answers.jsonl"))
+        scores.update(generated)
     eval_seconds = time.perf_counter() - started - fit_seconds
     result = Result(
         key=key,
@@ -176,6 +165,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
             "embedding_cache": embedding_cache_use(fitted.retriever),
             # dev selection kept the untouched model: the leaderboard marks such rows (harness.leaderboard.untrained)
             "untrained": bool(fitted.train_info.get("trained")) and fitted.train_info.get("selected_step") == 0,
+            **({"generation": {**generation, "command": settings.command}} if generation else {}),
         },
         train_info=fitted.train_info,
         meta_info={**environment_info(device), "task": task.metadata},

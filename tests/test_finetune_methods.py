@@ -112,6 +112,27 @@ def test_hard_negatives_are_the_best_bm25_documents_that_are_not_relevant(tiny_t
     assert dataset.column_names == ["anchor", "positive", "negative_1", "negative_2"] and len(dataset) == 30
 
 
+def test_max_pairs_per_query_caps_each_querys_positives_with_a_seeded_choice():
+    from harness.task import Document, Task
+
+    corpus = {f"d{i}": Document("", f"document {i}") for i in range(6)}
+    qrels = {"long": {f"d{i}": 1 for i in range(5)}, "short": {"d5": 1}, "graded": {"d0": 0, "d1": 2}}
+    task = Task(name="toy", corpus=corpus, queries={q: q for q in qrels}, qrels={"train": qrels})
+    config = load_baseline("contrastive", overrides={"max_pairs_per_query": 2}).config
+
+    def pairs(seed):
+        rows = pairs_dataset(task, config, seed=seed)
+        return list(zip(rows["anchor"], rows["positive"]))
+
+    kept = pairs(0)
+    assert [a for a, _ in kept] == ["long", "long", "short", "graded"]  # at most 2 each; a zero grade is no positive
+    assert {p for a, p in kept if a == "long"} < {f"document {i}" for i in range(5)}
+    assert pairs(0) == kept and len({tuple(pairs(seed)) for seed in range(8)}) > 1  # seeded, and the seed matters
+    assert len(pairs_dataset(task, load_baseline("contrastive").config)) == 5 + 1 + 1  # default: every pair
+    with pytest.raises(HarnessError, match="max_pairs_per_query"):
+        load_baseline("contrastive", overrides={"max_pairs_per_query": -1}).config.check(task)
+
+
 def test_lora_saves_an_adapter_over_the_local_base_and_reloads_it(tiny_task_dir, tiny_bert_dir, tmp_path):
     result = train_and_score("lora", tiny_task_dir, tiny_bert_dir, tmp_path)
     info = result["train_info"]

@@ -244,3 +244,16 @@ def test_lbr_selects_its_stage2_step_on_dev_starting_from_the_stage1_model(tiny_
     info = json.loads(written.read_text())["train_info"]
     assert [point["step"] for point in info["dev_curve"]] == [0, 2, 4]
     assert info["selected_step"] == max(info["dev_curve"], key=lambda point: point["ndcg_at_10"])["step"]
+
+
+def test_lbr_with_no_stage1_steps_trains_stage2_from_the_base_model(tiny_llama_dir, tiny_task_dir, tmp_path, monkeypatch):
+    """`lbr-nostage1` / `lbr-nogen`: the bottleneck readout and stage 2 alone."""
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path / "runs"))
+    config = tiny_lbr_config(tiny_llama_dir, stage1_steps=0, lambda_gen=0.0)
+    task = load_task_folder(tiny_task_dir)
+
+    written = run_one(task, Baseline("lbr", "lbr", config), 0, RunSettings(results_dir=tmp_path / "results", show_progress=False))
+
+    info = json.loads(written.read_text())["train_info"]
+    assert info["stage1_steps"] == 0 and not info.get("stage1_loss_log")
+    assert info["steps"] == 4 and all(entry["loss"] == entry["contrastive"] for entry in info["loss_log"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError, InputError
+from harness.generation import causal_lm_generator
 from harness.metrics.rag import context_precision, rag_scores, ranked_ids
 from harness.metrics.retrieval import retrieval_scores
 from harness.rag_generation import (
@@ -15,7 +16,6 @@ from harness.rag_generation import (
     GenerationSettings,
     answer_support_scores,
     build_prompt,
-    causal_lm_generator,
     cross_encoder_nli,
     generate_answers,
 )
@@ -158,11 +158,15 @@ def test_an_interrupted_generation_keeps_the_batches_already_answered(tmp_path):
     assert [len(batch) for batch in resumed.calls] == [2, 1]
 
 
-def test_max_queries_takes_the_first_query_ids_in_sorted_order(tmp_path):
-    answers = generate_answers(
-        toy_task(), "test", RUN, FakeGenerator(), k=1, cache_path=tmp_path / "a.jsonl", settings=GenerationSettings(max_queries=2)
-    )
-    assert sorted(answers) == ["q1", "q2"]
+def test_max_queries_takes_a_seeded_sample_that_every_method_shares(tmp_path):
+    def sample(run, seed):
+        settings = GenerationSettings(max_queries=2, sample_seed=seed)
+        return sorted(generate_answers(toy_task(), "test", run, FakeGenerator(), k=1, cache_path=tmp_path / "a.jsonl",
+                                       settings=settings))
+
+    other_run = {qid: dict(reversed(list(docs.items()))) for qid, docs in RUN.items()}
+    assert len(sample(RUN, 0)) == 2 and sample(RUN, 0) == sample(other_run, 0)  # the same queries for another ranking
+    assert len({tuple(sample(RUN, seed)) for seed in range(10)}) > 1  # a seeded draw, not the first ids by name
 
 
 def test_a_generator_without_fingerprint_is_refused(tmp_path):
@@ -194,10 +198,14 @@ def test_lexical_support_and_unsupported_sentences_on_hand_written_answers():
     scores = answer_support_scores(toy_task(), "test", answers, k=2)
     assert scores == pytest.approx({
         "answer_empty_rate_at_2": 1 / 3,
+        "answer_abstention_rate_at_2": 0.0,
+        "answer_abstention_rate_with_gold_at_2": 0.0,  # q1's contexts hold its gold a1
         "answer_support_lexical_context_at_2": ((1 + 0) / 2 + 3 / 4) / 2,
         "unsupported_sentence_rate_lexical_context_at_2": (1 / 2 + 0) / 2,
+        "hallucinated_answer_rate_lexical_context_at_2": (1 + 0) / 2,
         "answer_support_lexical_gold_at_2": ((1 + 0) / 2 + 1) / 2,
         "unsupported_sentence_rate_lexical_gold_at_2": (1 / 2 + 0) / 2,
+        "hallucinated_answer_rate_lexical_gold_at_2": (1 + 0) / 2,
     })
 
 

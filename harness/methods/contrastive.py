@@ -9,12 +9,18 @@ often pairs a query with its own document as a "negative", which measurably stop
 Optional hard negatives (`hard_negatives = n`, default 0 = off; BM25 or dense miner, see
 `harness.methods.hard_negatives`) become extra columns, which MNRL treats as additional negatives
 for their row.
+
+`max_pairs_per_query = n` (default 0 = every pair) keeps at most n positives per train query, a seeded
+choice, so queries with long relevance lists (healthcare's disease queries: 96% of its pairs) do not
+drown the rest; n = 1 weighs every query alike.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+from harness.config_fields import added_later
 from harness.errors import HarnessError
 from harness.methods.base import FitContext, Fitted, require_train_split
 from harness.methods.hard_negatives import HardNegativeFields, training_negatives
@@ -29,28 +35,34 @@ class ContrastiveConfig(HardNegativeFields, TrainConfig):
     loss: str = "mnrl"  # mnrl | cached_mnrl
     scale: float = 20.0  # 1 / temperature of the in-batch softmax
     mini_batch_size: int = 32  # cached_mnrl: texts per forward pass
+    max_pairs_per_query: int = added_later(0)  # positives kept per train query (seeded choice); 0 = all
 
     def check(self, task: Task) -> None:
         require_train_split(task, "contrastive training")
         if self.loss not in LOSSES:
             raise HarnessError(f"contrastive loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         self.check_hard_negatives()
+        if self.max_pairs_per_query < 0:
+            raise HarnessError(f"max_pairs_per_query must be >= 0 (0 = all pairs), got {self.max_pairs_per_query}")
 
 
 def pairs_dataset(task: Task, config: ContrastiveConfig, model=None, seed: int = 0, show_progress: bool = False):
-    """Columns anchor, positive[, negative_1..n]: one row per positive train qrel."""
+    """Columns anchor, positive[, negative_1..n]: one row per positive train qrel (at most
+    `max_pairs_per_query` per query, chosen with `seed`)."""
     from datasets import Dataset
 
     negatives = training_negatives(task, config, model, seed, show_progress)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     rows.update({f"negative_{i + 1}": [] for i in range(config.hard_negatives)})
+    choose = random.Random(seed)
     for qid, docs in task.qrels["train"].items():
         mined = negatives.get(qid, [])
         if config.hard_negatives and len(mined) < config.hard_negatives:
             continue  # only when the corpus is smaller than skip + count + relevant documents
-        for did, rel in sorted(docs.items()):
-            if rel <= 0:
-                continue
+        positives = sorted(did for did, rel in docs.items() if rel > 0)
+        if 0 < config.max_pairs_per_query < len(positives):
+            positives = sorted(choose.sample(positives, config.max_pairs_per_query))
+        for did in positives:
             rows["anchor"].append(config.query_prefix + task.queries[qid])
             rows["positive"].append(config.document_prefix + task.corpus[did].full_text)
             for i, neg in enumerate(mined):

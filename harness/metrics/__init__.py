@@ -94,18 +94,22 @@ register_family(MetricFamily(
 ))
 register_family(MetricFamily(
     name="rag",
-    title="RAG hallucination proxies (from the retrieval run)",
+    title="RAG hallucination proxies",
     compute=rag.family_scores,
     headline=("gold_context_hit_rate_at_1", "gold_context_hit_rate_at_5", "context_precision_at_5",
               "context_precision_at_10", "wrong_branch_rate_l1_at_5_on_miss", "wrong_branch_rate_l2_at_5_on_miss"),
-    # the generator-based proxies (opt-in `--generator`, harness/rag_generation.py) carry k in their names
-    headline_prefixes=("answer_support_", "unsupported_sentence_rate_", "answer_empty_rate_"),
-    legend=("what a generator would be given, from the ranking alone: gold_context_hit_rate is hit rate, "
+    # the generator-based proxies (`harness answer`, or `run --generator`; harness/rag_generation.py) carry k in their names
+    headline_prefixes=("hallucinated_answer_rate_", "answer_abstention_rate_at_"),
+    legend=("from the ranking alone, what a generator would be given: gold_context_hit_rate is hit rate, "
             "context_precision is RAGAS's on ids; wrong_branch_rate_l{l}_at_5_on_miss is the share of the top 5 that "
             "leave every gold document's curated branch at level l, over the queries whose top 5 holds no relevant "
             "document (the distractor-only case; the plain wrong_branch_rate in the result files counts the gold "
-            "context as on-branch and so partly restates hit rate). None of these generates text: they bound what "
-            "a generator could be misled by, they do not measure hallucination. Generator-based columns "
-            "(answer_support, unsupported_sentence_rate) appear only for runs made with --generator."),
+            "context as on-branch and so partly restates hit rate). These bound what a generator could be misled by; "
+            "they generate nothing. The generated columns (rows answered by `harness answer`) do generate: a local LM "
+            "answers a fixed, seeded sample of test queries from the top k contexts; hallucinated_answer_rate_"
+            "{lexical,nli}_{context,gold}_at_k is the share of answers with a sentence unsupported by the contexts or "
+            "by the gold documents, where an abstention (\"the passages do not contain...\") is never a hallucination "
+            "and answer_abstention_rate_at_k says how often the LM abstained. Lexical support is token overlap: it "
+            "measures copying, not truth, and a 135M generator mostly copies."),
     scored_on_curated_labels=True,
 ))
