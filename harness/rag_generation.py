@@ -39,7 +39,8 @@ generator that pastes a passage scores as fully supported.
 `context` references are the documents the prompt held, `gold` ones the query's relevant (score > 0)
 documents; both are scored by their full text even where the prompt cut a context to
 `max_context_chars`. Queries without a relevant document have no gold scores. Sentences are split
-at `.`, `!` or `?` followed by white space, and at line breaks.
+at `.`, `!` or `?` followed by white space, and at line breaks; an unfinished last sentence that follows a
+finished one (cut by `max_new_tokens`) is left out.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ PROMPT_TEMPLATE = (
 )
 _TOKEN = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_CLOSING = ".!?:;)]\"'"
+_LIST_MARKER = re.compile(r"\d{1,2}[.)]|\[\d{1,2}\]")
 # an abstention either says the sources lack something ("the passages do not mention X", "no information
 # about X is given in the context") or declines outright ("cannot answer", "I don't know")
 _SOURCE_WORD = re.compile(r"\b(?:passages?|contexts?|documents?|texts?|sources?|excerpts?|provided|given)\b", re.I)
@@ -174,8 +177,21 @@ def content_tokens(text: str) -> set[str]:
 
 
 def answer_sentences(answer: str) -> list[str]:
-    """The answer's sentences that carry at least one content token."""
-    return [s.strip() for s in _SENTENCE_END.split(answer.strip()) if content_tokens(s)]
+    """The answer's sentences that carry at least one content token, less an unfinished last one.
+
+    A last sentence without closing punctuation after a finished one was cut by the length limit
+    (`max_new_tokens`): a fragment such as "Host binaries may" is no claim, so it is not scored."""
+    pieces, marker = [], ""
+    for piece in (p.strip() for p in _SENTENCE_END.split(answer.strip())):
+        if _LIST_MARKER.fullmatch(piece):  # "1." of a numbered list opens the next sentence, it ends none
+            marker = f"{marker}{piece} "
+            continue
+        pieces.append(marker + piece)
+        marker = ""
+    sentences = [s for s in pieces if content_tokens(s)]
+    if len(sentences) > 1 and sentences[-2][-1] in _CLOSING and sentences[-1][-1] not in _CLOSING:
+        sentences.pop()
+    return sentences
 
 
 def lexical_support(sentence: str, reference_tokens: set[str]) -> float:

@@ -82,6 +82,15 @@ def test_nli_premises_are_chunks_so_a_late_sentence_of_a_long_document_still_sup
     assert scores["answer_support_nli_gold_at_1"] == pytest.approx(0.9)
 
 
+def test_a_last_sentence_cut_by_the_length_limit_is_not_scored():
+    from harness.rag_generation import answer_sentences
+
+    assert answer_sentences("Adversaries scan ports. Host binaries may") == ["Adversaries scan ports."]
+    assert answer_sentences("Adversaries scan ports") == ["Adversaries scan ports"]  # the only sentence stays
+    assert answer_sentences("Scan ports:\nnmap finds services") == ["Scan ports:"]
+    assert answer_sentences("1. Port scan\n2. Host sweep") == ["1. Port scan", "2. Host sweep"]  # a list is not cut
+
+
 def test_text_chunks_keep_every_word_in_order_within_the_limit():
     text = "One two three. Four five six seven. " + "x " * 12
     chunks = text_chunks(text, 5)
