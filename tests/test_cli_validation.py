@@ -104,6 +104,19 @@ def test_a_plugin_that_fails_to_import_is_named(tmp_path, tiny_task_dir, monkeyp
     assert not out.exists()
 
 
+def test_a_plugin_in_the_working_directory_imports_without_python_m(tmp_path, monkeypatch, capsys):
+    """The `harness` console script has no working directory on sys.path; `--plugin` adds it, at the end."""
+    import sys
+
+    (tmp_path / "cwd_plugin_for_test.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_plugin_for_test", raising=False)
+    assert main(["--plugin", "cwd_plugin_for_test", "methods"]) == 0
+    assert sys.modules["cwd_plugin_for_test"].LOADED and sys.path[-1] == str(tmp_path)
+    capsys.readouterr()
+
+
 def test_an_edited_task_folder_is_run_again_not_skipped(tmp_path, tiny_task_dir, capsys):
     out = tmp_path / "results"
     assert _run("--task-dir", str(tiny_task_dir), "--methods", "bm25", "--out", str(out)) == 0

@@ -80,7 +80,7 @@ def test_parts_that_do_not_hash_to_the_pinned_sha256_are_refused_and_leave_no_fo
 
     with pytest.raises(HarnessError, match="expected f{64}"):
         models.resolve_model_path("mpnet")
-    from harness.llm import models_dir as cache
+    from harness.paths import models_dir as cache
 
     assert not (cache() / f"{MPNET.name}-{'f' * 12}").exists()
     assert not list(cache().glob(".harness-scratch.*"))
