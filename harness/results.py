@@ -189,8 +189,13 @@ def git_commit() -> str | None:
 def environment_info(device: str) -> dict[str, Any]:
     import torch
 
+    from harness.device import bf16_supported
+
+    # `precision = "auto"` is bf16 autocast where this is true and fp32 elsewhere: the same config hash can
+    # train in either, so every result says which it got
     hardware = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+                "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+                "bf16_matrix_units": bf16_supported(device)}
     if device.startswith("cuda") and torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
     return {"packages": {p: _version(p) for p in PACKAGES}, "python": platform.python_version(), "hardware": hardware}

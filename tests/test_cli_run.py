@@ -28,6 +28,9 @@ def test_run_writes_result_json_run_file_and_leaderboard(tmp_path, tiny_task_dir
     assert {"ndcg_at_100", "mrr_at_10", "recall_at_100", "map_at_10", "precision_at_1", "hit_rate_at_5"} <= set(block)
     assert result["run_info"]["key"]["model"] == "st" and result["run_info"]["config"]["precision"] == "fp32"
     assert result["meta_info"]["packages"]["torch"] and result["run_info"]["n_queries"] == 12
+    from harness.device import bf16_supported  # what precision = "auto" resolved to on this machine
+
+    assert result["meta_info"]["hardware"]["bf16_matrix_units"] is bf16_supported("cpu")
     run = read_trec_run((out / files[1]).with_suffix(".trec.gz"))
     assert set(run) == {f"q{i:03d}" for i in range(54) if i % 9 in (6, 8)} and all(len(d) == 18 for d in run.values())
     board = (out / "leaderboard.md").read_text()
