@@ -77,10 +77,11 @@ def answer_result(path: Path, load_task: Callable[[str], Task], settings: Answer
     if (task.name, task.profile) != (result.key.task, result.key.profile):
         raise HarnessError(f"{path}: a result of {result.key.task} ({result.key.profile}), "
                            f"not of {task.name} ({task.profile})")
-    revision = task.metadata.get("revision") or task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")
-    if revision[:12] != result.dataset_revision:
+    from harness.runner import dataset_revision
+
+    if dataset_revision(task) != result.dataset_revision:
         raise HarnessError(f"{path}: scored on corpus revision {result.dataset_revision}, but task {task.name} is now "
-                           f"{revision[:12]}; rerun the result before answering from it")
+                           f"{dataset_revision(task)}; rerun the result before answering from it")
     run_file = path.with_suffix(".trec.gz")
     if not run_file.exists():
         raise HarnessError(f"{path}: its run file {run_file.name} is missing, so there are no contexts to answer from")

@@ -83,6 +83,12 @@ def score(task: Task, retrieval: Retrieval, split: str, seed: int) -> tuple[dict
     return scores, {qid: row[task.main_score] for qid, row in evaluation.per_query.items()}
 
 
+def dataset_revision(task: Task) -> str:
+    """What a result records as its corpus: a --task-dir folder's content checksum, else the built corpus file's."""
+    revision = task.metadata.get("revision") or task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local")
+    return revision[:12]
+
+
 def result_key(task: Task, baseline: Baseline, seed: int) -> ResultKey:
     return ResultKey(
         task=task.name,
@@ -143,8 +149,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         main_score=task.main_score,
         scores=scores,
         evaluation_time=eval_seconds,
-        dataset_revision=(task.metadata.get("revision")  # a --task-dir folder's content checksum
-                          or task.metadata.get("build", {}).get("checksums", {}).get("corpus.jsonl", "local"))[:12],
+        dataset_revision=dataset_revision(task),
         split=settings.split,
         per_query=per_query,
         run_info={
