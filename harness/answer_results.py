@@ -15,13 +15,15 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from harness import atomic
 from harness.errors import HarnessError
-from harness.results import RUN_FILE_DEPTH, Result, read_trec_run
+from harness.results import RUN_FILE_DEPTH, Result, read_trec_run, write_result_json
 from harness.search import Run
 from harness.task import Task
+
+if TYPE_CHECKING:
+    from harness.rag_generation import AnswerSupport
 
 # every score name the generator-based proxies write (they all end in _at_{k})
 GENERATED_SCORE = re.compile(r"^(answer_|unsupported_sentence_rate_|hallucinated_answer_rate_).*_at_\d+$")
@@ -48,8 +50,8 @@ def _generator(spec: str, device: str, max_new_tokens: int):
 
 
 def generation_scores(task: Task, split: str, run: Run, settings: AnswerSettings, device: str,
-                      answers_path: Path) -> tuple[dict[str, float], dict]:
-    """(answer support scores, the `run_info.generation` record) for `run`'s top-k contexts."""
+                      answers_path: Path) -> tuple[AnswerSupport, dict]:
+    """(answer support scores with per-query outcomes, the `run_info.generation` record) for `run`'s top-k contexts."""
     from harness.rag_generation import GenerationSettings, answer_support_scores, cross_encoder_nli, generate_answers
 
     if settings.k > RUN_FILE_DEPTH:
@@ -59,10 +61,10 @@ def generation_scores(task: Task, split: str, run: Run, settings: AnswerSettings
                                     max_context_chars=settings.max_context_chars)
     answers = generate_answers(task, split, run, generate, settings.k, answers_path, settings=generation)
     nli = cross_encoder_nli(settings.nli_model, device) if settings.nli_model else None
-    scores = answer_support_scores(task, split, answers, settings.k, nli)
+    support = answer_support_scores(task, split, answers, settings.k, nli)
     info = {**asdict(settings), "generator_fingerprint": generate.fingerprint, "n_answers": len(answers),
             "answers_file": answers_path.name}
-    return scores, info
+    return support, info
 
 
 def answer_result(path: Path, load_task: Callable[[str], Task], settings: AnswerSettings, device: str,
@@ -85,11 +87,13 @@ def answer_result(path: Path, load_task: Callable[[str], Task], settings: Answer
     run_file = path.with_suffix(".trec.gz")
     if not run_file.exists():
         raise HarnessError(f"{path}: its run file {run_file.name} is missing, so there are no contexts to answer from")
-    scores, info = generation_scores(task, result.split, read_trec_run(run_file), settings, device,
-                                     path.with_suffix(".answers.jsonl"))
+    support, info = generation_scores(task, result.split, read_trec_run(run_file), settings, device,
+                                      path.with_suffix(".answers.jsonl"))
     kept = {name: value for name, value in result.scores.items() if not GENERATED_SCORE.match(name)}
-    updated = replace(result, scores={**kept, **scores}, run_info={**result.run_info, "generation": {**info, "command": command}})
-    atomic.write_text(path, json.dumps(updated.to_json(), indent=2, sort_keys=False) + "\n")
+    kept_per_query = {name: values for name, values in result.per_query_other.items() if not GENERATED_SCORE.match(name)}
+    updated = replace(result, scores={**kept, **support.scores}, per_query_other={**kept_per_query, **support.per_query},
+                      run_info={**result.run_info, "generation": {**info, "command": command}})
+    write_result_json(path, updated)
     return True
 
 

@@ -8,12 +8,13 @@ Rows are (baseline, model, config); columns are tasks. The main table holds each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 
 from harness.metrics import FAMILIES, MetricFamily
 from harness.results import Result
-from harness.stats import Interval, bootstrap_interval, holm, mean_score, paired_bootstrap_p
+from harness.stats import Interval, bootstrap_interval, holm, paired_bootstrap_p, paired_delta
 
 SIGNIFICANCE = 0.05
 RowKey = tuple[str, str, str]  # (baseline, model, config hash)
@@ -86,12 +87,33 @@ def _groups(results: list[Result]) -> dict[tuple, list[Result]]:
 
 
 def comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
-    """Paired tests (two-level bootstrap over seeds and test queries, `stats.paired_bootstrap_p`) of each row
-    against frozen and against the baselines its file declares (`compare_with`, in `declared`): the rows that
-    differ from it in one thing. Without a declaration: against the baseline its method declares as reference
-    (heal -> contrastive, lbr -> llm-cl) and, for an ablation (a baseline named differently from its method,
-    e.g. heal-gold), against its method's own baseline. `p_holm` is Holm-Bonferroni adjusted over every test
-    in the table; `significant` uses it."""
+    """Paired tests (two-level bootstrap over seeds and test queries, `stats.paired_bootstrap_p`) of each row's
+    main score against frozen and against the baselines its file declares (`compare_with`, in `declared`): the
+    rows that differ from it in one thing. Without a declaration: against the baseline its method declares as
+    reference (heal -> contrastive, lbr -> llm-cl) and, for an ablation (a baseline named differently from its
+    method, e.g. heal-gold), against its method's own baseline. `p_holm` is Holm-Bonferroni adjusted over every
+    test in the table; `significant` uses it."""
+    return _with_holm(pd.DataFrame(_paired_tests(results, declared, lambda r: r.per_query)))
+
+
+ANSWER_OUTCOME = "hallucinated_answer_rate_"
+
+
+def answer_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """The same pairs of rows tested on each generated-answer outcome (`hallucinated_answer_rate_*`: 1 per
+    hallucinated answer, `Result.per_query_other`), over the seeds that have answers and the sampled queries both
+    rows answered; a negative delta = fewer hallucinated answers. Holm-Bonferroni over this table on its own."""
+    metrics = sorted({m for r in results for m in r.per_query_other if m.startswith(ANSWER_OUTCOME)})
+    rows = []
+    for metric in metrics:
+        answered = [r for r in results if r.per_query_other.get(metric)]
+        rows += [{**row, "metric": metric} for row in _paired_tests(answered, declared, lambda r: r.per_query_other[metric])]
+    return _with_holm(pd.DataFrame(rows))
+
+
+def _paired_tests(results: list[Result], declared: dict[str, tuple[str, ...]] | None,
+                  values: Callable[[Result], dict[str, float]]) -> list[dict]:
+    """One row per (row, reference) pair that `comparisons` describes, on the per-query `values` of each result."""
     groups = _groups(results)
     rows = []
     for (task, baseline, model, config), runs in sorted(groups.items()):
@@ -103,15 +125,18 @@ def comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | No
             references.add(method)
         for reference_name in sorted(references):
             candidates = [(k, v) for k, v in groups.items() if k[0] == task and k[1] == reference_name]
-            if not candidates or not all(r.per_query for r in runs + candidates[0][1]):
+            if not candidates or not all(values(r) for r in runs + candidates[0][1]):
                 continue
             (_, ref_baseline, ref_model, _), ref_runs = sorted(candidates, key=lambda kv: kv[0][2] != model)[0]
-            system = [r.per_query for r in runs]
-            reference = [r.per_query for r in ref_runs]
+            system = [values(r) for r in runs]
+            reference = [values(r) for r in ref_runs]
             rows.append({"task": task, "baseline": baseline, "model": model, "against_baseline": ref_baseline,
                          "against_model": ref_model, "seeds": f"{len(runs)} vs {len(ref_runs)}",
-                         "delta": mean_score(system) - mean_score(reference), "p_value": paired_bootstrap_p(system, reference)})
-    table = pd.DataFrame(rows)
+                         "delta": paired_delta(system, reference), "p_value": paired_bootstrap_p(system, reference)})
+    return rows
+
+
+def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
     if not table.empty:
         table["p_holm"] = holm(table.p_value.tolist())
         table["significant"] = ["yes" if p < SIGNIFICANCE else "no" for p in table.p_holm]
@@ -176,6 +201,7 @@ class Leaderboard:
     frame: pd.DataFrame
     main: pd.DataFrame
     comparisons: pd.DataFrame
+    answer_comparisons: pd.DataFrame  # paired tests of the generated-answer outcomes
     intervals: dict[tuple[str, RowKey], Interval | None]
     sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
 
@@ -200,4 +226,5 @@ def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = N
             table = family_table(frame, task, family, summary=position == 0)
             if table is not None:
                 sections.append((task, family, table))
-    return Leaderboard(frame, interval_table(results, bounds, significant), tests, bounds, sections)
+    return Leaderboard(frame, interval_table(results, bounds, significant), tests, answer_comparisons(results, declared),
+                       bounds, sections)

@@ -6,7 +6,8 @@ fingerprint and a hash of the prompt, rewritten atomically after each batch, so 
 recomputed, and an interrupted run resumed, without regenerating. That cache (`generate_cached`, in
 `harness.generation`) is shared with `harness.synthetic_queries`, which caches generated queries the same way.
 The queries answered are a fixed, seeded sample of the split (`max_queries`, `sample_seed`): the same
-queries for every method and training seed, so rows are paired. `answer_support_scores` then scores each
+queries for every method and training seed, so rows are paired (the per-query outcomes are kept for paired
+tests). `answer_support_scores` then scores each
 answer sentence against the retrieved contexts and against the gold documents, with no LLM judge.
 
 A sentence that says the passages do not hold the answer (`is_abstention`: a negation such as "do not
@@ -206,15 +207,16 @@ def answer_support_scores(
     k: int,
     nli: NLIScorer | None = None,
     settings: SupportSettings = SupportSettings(),
-) -> dict[str, float]:
-    """Support proxies for answers generated from top-k contexts (see the module docstring)."""
+) -> AnswerSupport:
+    """Support proxies for answers generated from top-k contexts (see the module docstring), with each
+    answered query's outcome for the `hallucinated_answer_rate_*` metrics (1 = hallucinated), for paired tests."""
     qrels = task.qrels.get(split, {})
     answers = {qid: a for qid, a in answers.items() if qid in qrels}
     if not answers:
-        return {}
+        return AnswerSupport({}, {})
     if any(len(a.context_ids) > k for a in answers.values()):
         raise ValueError(f"answers were generated from more than k={k} contexts")
-    per_reference: dict[tuple[str, str], list[tuple[float | None, float, bool]]] = {}
+    per_reference: dict[tuple[str, str], dict[str, tuple[float | None, float, bool]]] = {}
     empty, abstained, with_gold, abstained_with_gold = 0, 0, 0, 0
     for qid, answer in answers.items():
         sentences = answer_sentences(answer.text)
@@ -235,26 +237,36 @@ def answer_support_scores(
                 continue
             tokens = set().union(*(content_tokens(t) for t in texts))
             lexical = [lexical_support(s, tokens) for s in claims]
-            per_reference.setdefault(("lexical", ref), []).append(
-                _answer_support(lexical, len(sentences), settings.lexical_threshold))
+            per_reference.setdefault(("lexical", ref), {})[qid] = _answer_support(
+                lexical, len(sentences), settings.lexical_threshold)
             if nli is not None:
                 premises = [c for t in texts for c in text_chunks(t, settings.nli_chunk_words)]
                 entailment = _nli_support(nli, premises, claims) if claims else []
-                per_reference.setdefault(("nli", ref), []).append(
-                    _answer_support(entailment, len(sentences), settings.nli_threshold))
+                per_reference.setdefault(("nli", ref), {})[qid] = _answer_support(
+                    entailment, len(sentences), settings.nli_threshold)
     answered = len(answers) - empty
     scores = {f"answer_empty_rate_at_{k}": empty / len(answers)}
     if answered:
         scores[f"answer_abstention_rate_at_{k}"] = abstained / answered
     if with_gold:
         scores[f"answer_abstention_rate_with_gold_at_{k}"] = abstained_with_gold / with_gold
-    for (method, ref), rows in per_reference.items():
+    per_query: dict[str, dict[str, float]] = {}
+    for (method, ref), by_query in per_reference.items():
+        rows = list(by_query.values())
         supports = [support for support, _, _ in rows if support is not None]
         if supports:
             scores[f"answer_support_{method}_{ref}_at_{k}"] = float(np.mean(supports))
         scores[f"unsupported_sentence_rate_{method}_{ref}_at_{k}"] = float(np.mean([rate for _, rate, _ in rows]))
-        scores[f"hallucinated_answer_rate_{method}_{ref}_at_{k}"] = float(np.mean([bad for _, _, bad in rows]))
-    return scores
+        hallucinated = f"hallucinated_answer_rate_{method}_{ref}_at_{k}"
+        per_query[hallucinated] = {qid: float(bad) for qid, (_, _, bad) in sorted(by_query.items())}
+        scores[hallucinated] = float(np.mean(list(per_query[hallucinated].values())))
+    return AnswerSupport(scores, per_query)
+
+
+@dataclass(frozen=True)
+class AnswerSupport:
+    scores: dict[str, float]
+    per_query: dict[str, dict[str, float]]  # hallucinated_answer_rate_* metric -> query id -> 1.0 (hallucinated) or 0.0
 
 
 def _answer_support(claim_support: list[float], n_sentences: int, threshold: float) -> tuple[float | None, float, bool]:

@@ -118,11 +118,19 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-def comparisons_display(board: Leaderboard) -> pd.DataFrame:
-    """The paired tests with the reference shown as `baseline (model)`."""
-    tests = board.comparisons.copy()
+def comparisons_display(tests: pd.DataFrame) -> pd.DataFrame:
+    """Paired tests with the reference shown as `baseline (model)` (and the metric, where the table has several)."""
+    tests = tests.copy()
     tests.insert(3, "against", tests.against_baseline + " (" + tests.against_model + ")")
-    return tests.drop(columns=["against_baseline", "against_model"]).set_index(["task", "baseline", "model", "against"])
+    index = ["task", "baseline", "model", "against"] + (["metric"] if "metric" in tests else [])
+    return tests.drop(columns=["against_baseline", "against_model"]).set_index(index)
+
+
+MAIN_TESTS = ("Paired comparisons (main score; p: two-level bootstrap over seeds and test queries; "
+              "p_holm: Holm-Bonferroni adjusted over the table)")
+ANSWER_TESTS = ("Paired comparisons of generated answers (1 per hallucinated answer, on the sampled test queries "
+                "both rows answered, over the seeds with answers; delta < 0: fewer hallucinated answers; "
+                "p_holm: Holm-Bonferroni adjusted over this table)")
 
 
 def legends() -> str:
@@ -138,9 +146,9 @@ def markdown(board: Leaderboard | None) -> str:
     if board is None:
         return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
     parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main), "", legends()]
-    if not board.comparisons.empty:
-        parts += ["", "## Paired comparisons (main score; p: two-level bootstrap over seeds and test queries; "
-                  "p_holm: Holm-Bonferroni adjusted over the table)", "", to_markdown(comparisons_display(board))]
+    for title, tests in ((MAIN_TESTS, board.comparisons), (ANSWER_TESTS, board.answer_comparisons)):
+        if not tests.empty:
+            parts += ["", f"## {title}", "", to_markdown(comparisons_display(tests))]
     current = None
     for task, family, table in board.sections:
         if task != current:
@@ -184,7 +192,10 @@ def html_report(board: Leaderboard | None) -> str:
     parts += [f"<li>{html.escape(line[2:].replace('**', '').replace('`', ''))}</li>" for line in legend_lines[2:]]
     parts += ["</ul>"]
     if not board.comparisons.empty:
-        parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board))]
+        parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board.comparisons))]
+    if not board.answer_comparisons.empty:
+        parts += ["<h2>Paired comparisons of generated answers</h2>", f"<p>{html.escape(ANSWER_TESTS)}</p>",
+                  _table_html(comparisons_display(board.answer_comparisons))]
     parts += ["<h2>Quality against training time</h2>", f'<img alt="quality against fit time" src="{quality_vs_time(board.frame)}">']
     current = None
     for task, family, table in board.sections:

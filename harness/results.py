@@ -57,6 +57,8 @@ class Result:
     meta_info: dict[str, Any] = field(default_factory=dict)
     split: str = "test"
     per_query: dict[str, float] = field(default_factory=dict)  # main score per test query, for CIs and paired tests
+    # other metrics per test query (metric -> query id -> value), e.g. generated-answer outcomes, for their paired tests
+    per_query_other: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         block = {**self.scores, "main_score": self.scores[self.main_score], "hf_subset": "default", "languages": ["eng-Latn"]}
@@ -70,7 +72,7 @@ class Result:
             "run_info": {**self.run_info, "key": self.key.__dict__, "main_score": self.main_score},
             "train_info": self.train_info,
             "meta_info": self.meta_info,
-            "per_query": {self.main_score: self.per_query},
+            "per_query": {self.main_score: self.per_query, **self.per_query_other},
         }
 
     @classmethod
@@ -80,9 +82,10 @@ class Result:
         main_score = run_info.pop("main_score")
         split, blocks = next(iter(data["scores"].items()))
         scores = {k: v for k, v in blocks[0].items() if isinstance(v, (int, float)) and k != "main_score"}
-        per_query = data.get("per_query", {}).get(main_score, {})
+        per_query = dict(data.get("per_query", {}))
+        main_per_query = per_query.pop(main_score, {})
         return cls(key, main_score, scores, data["evaluation_time"], data["dataset_revision"],
-                   run_info, data.get("train_info", {}), data.get("meta_info", {}), split, per_query)
+                   run_info, data.get("train_info", {}), data.get("meta_info", {}), split, main_per_query, per_query)
 
 
 RUN_FILE_DEPTH = 20  # enough for every @k <= 10 metric and the RAG proxies; keeps committed results small
@@ -117,8 +120,13 @@ def write_result(result: Result, run: Run, results_dir: Path) -> Path:
         handle.write(trec_run_text(run, result.key.baseline).encode("utf-8"))
     atomic.write_bytes(result.key.run_path(results_dir), buffer.getvalue())
     path = result.key.json_path(results_dir)
-    atomic.write_text(path, json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n")
+    write_result_json(path, result)
     return path
+
+
+def write_result_json(path: Path, result: Result) -> None:
+    """The result's JSON alone, atomically (its run file is already beside it)."""
+    atomic.write_text(path, json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n")
 
 
 @dataclass(frozen=True)

@@ -136,13 +136,14 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         return path
     retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
     scores, per_query = score(task, retrieval, settings.split, seed)
-    generation = None
+    generation, answer_outcomes = None, {}
     if settings.generator:
         from harness.answer_results import generation_scores
 
         generated, generation = generation_scores(task, settings.split, retrieval.run, settings.answer_settings(), device,
                                                   path.with_suffix(".answers.jsonl"))
-        scores.update(generated)
+        scores.update(generated.scores)
+        answer_outcomes = generated.per_query
     eval_seconds = time.perf_counter() - started - fit_seconds
     result = Result(
         key=key,
@@ -152,6 +153,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         dataset_revision=dataset_revision(task),
         split=settings.split,
         per_query=per_query,
+        per_query_other=answer_outcomes,
         run_info={
             "method": baseline.method,
             "config": baseline.config_dict,

@@ -31,10 +31,6 @@ def _matrix(per_seed: list[dict[str, float]], query_ids: list[str] | None = None
     return np.array([[scores[q] for q in query_ids] for scores in per_seed], dtype=np.float64)
 
 
-def mean_score(per_seed: list[dict[str, float]]) -> float:
-    return float(_matrix(per_seed).mean())
-
-
 def bootstrap_interval(per_seed: list[dict[str, float]], n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
     """95% percentile interval of the mean, resampling seeds and queries (two-level bootstrap)."""
     scores = _matrix(per_seed)
@@ -47,6 +43,12 @@ def bootstrap_interval(per_seed: list[dict[str, float]], n_resamples: int = N_RE
         means[i] = scores[np.ix_(rows, columns)].mean()
     low, high = np.quantile(means, [ALPHA / 2, 1 - ALPHA / 2])
     return Interval(float(scores.mean()), float(low), float(high))
+
+
+def paired_delta(system: list[dict[str, float]], reference: list[dict[str, float]]) -> float:
+    """Mean difference over the queries every seed of both systems scored (the queries the paired test uses)."""
+    shared = sorted(set.intersection(*(set(s) for s in system + reference)))
+    return float(_matrix(system, shared).mean() - _matrix(reference, shared).mean())
 
 
 PAIRED_RESAMPLES = 20_000  # the smallest p is 2/20001 = 1e-4: room for Holm's correction over ~100 tests

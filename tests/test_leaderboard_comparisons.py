@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from harness.leaderboard import comparisons
 from harness.results import Result, ResultKey
 
@@ -79,3 +81,38 @@ def test_compare_with_is_read_from_the_baseline_file_and_stays_out_of_the_hash(t
     x, y = load_baseline("heal-x", tmp_path), load_baseline("heal-y", tmp_path)
     assert x.compare_with == ("heal", "contrastive") and x.config_hash == y.config_hash
     assert declared_comparisons(tmp_path) == {"heal-x": ("heal", "contrastive")}
+
+
+def _answered(baseline: str, method: str, hallucinated: dict[str, float], seed: int = 0) -> Result:
+    metric = "hallucinated_answer_rate_lexical_gold_at_3"
+    result = _result(baseline, method, 0.0, seed)
+    return Result(**{**result.__dict__, "per_query_other": {metric: hallucinated}})
+
+
+def test_generated_answer_outcomes_are_tested_pairwise_over_the_queries_both_rows_answered():
+    from harness.leaderboard import answer_comparisons
+
+    frozen = {f"q{i}": 1.0 for i in range(40)}  # every answer hallucinated
+    better = {**{f"q{i}": 0.0 for i in range(30)}, **{f"q{i}": 1.0 for i in range(30, 39)}}  # q39 left empty
+    same = {f"q{i}": 1.0 for i in range(39)}
+    results = [_answered("frozen", "frozen", frozen), _answered("contrastive", "contrastive", better),
+               _answered("heal", "heal", same), _result("lora", "lora", 0.1)]  # lora has no answers: no answer test
+    table = answer_comparisons(results)
+    pairs = {(row.baseline, row.against_baseline): row for row in table.itertuples()}
+    assert set(pairs) == {("contrastive", "frozen"), ("heal", "frozen"), ("heal", "contrastive")}
+    assert set(table.metric) == {"hallucinated_answer_rate_lexical_gold_at_3"}
+    assert pairs[("contrastive", "frozen")].delta == pytest.approx(-30 / 39)  # over the 39 queries both answered, not 9/39 - 40/40
+    assert pairs[("contrastive", "frozen")].significant == "yes"
+    assert pairs[("heal", "frozen")].delta == 0.0 and pairs[("heal", "frozen")].significant == "no"
+    assert (table.p_holm >= table.p_value).all()
+
+
+def test_per_query_outcomes_round_trip_and_leave_a_plain_result_unchanged():
+    import json
+
+    plain = _result("frozen", "frozen", 0.0)
+    assert list(plain.to_json()["per_query"]) == ["ndcg_at_10"]
+    answered = _answered("heal", "heal", {"q1": 1.0, "q2": 0.0})
+    back = Result.from_json(json.loads(json.dumps(answered.to_json())))
+    assert back.per_query == answered.per_query and back.per_query_other == answered.per_query_other
+    assert Result.from_json(json.loads(json.dumps(plain.to_json()))) == plain

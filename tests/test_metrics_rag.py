@@ -195,7 +195,11 @@ def test_lexical_support_and_unsupported_sentences_on_hand_written_answers():
         "q2": answer("q2", ("b1",), "Attackers send phishing email!"),
         "q3": answer("q3", ("a2",), "Of the, is."),  # stop words only: an empty answer
     }
-    scores = answer_support_scores(toy_task(), "test", answers, k=2)
+    support = answer_support_scores(toy_task(), "test", answers, k=2)
+    scores = support.scores
+    # each answered query's outcome, kept for paired tests; the empty q3 is in no metric
+    assert support.per_query == {"hallucinated_answer_rate_lexical_context_at_2": {"q1": 1.0, "q2": 0.0},
+                                 "hallucinated_answer_rate_lexical_gold_at_2": {"q1": 1.0, "q2": 0.0}}
     assert scores == pytest.approx({
         "answer_empty_rate_at_2": 1 / 3,
         "answer_abstention_rate_at_2": 0.0,
@@ -214,7 +218,7 @@ def test_nli_support_takes_the_best_premise_per_sentence():
         return np.array([0.9 if set(h.lower().strip(".!").split()) <= set(p.lower().strip(".").split()) else 0.2 for p, h in pairs])
 
     answers = {"q2": answer("q2", ("a2", "b1"), "Adversaries send phishing email. Attackers phish.")}
-    scores = answer_support_scores(toy_task(), "test", answers, k=2, nli=word_entailment)
+    scores = answer_support_scores(toy_task(), "test", answers, k=2, nli=word_entailment).scores
     assert scores["answer_support_nli_context_at_2"] == pytest.approx((0.9 + 0.2) / 2)
     assert scores["unsupported_sentence_rate_nli_context_at_2"] == pytest.approx(1 / 2)
     assert scores["answer_support_nli_gold_at_2"] == pytest.approx((0.9 + 0.2) / 2)

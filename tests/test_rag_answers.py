@@ -59,7 +59,7 @@ def test_an_abstention_is_never_a_hallucination_and_is_counted_apart():
         "q2": _answer("q2", ("a",), "The passages do not say. The moon is made of cheese."),  # abstains, then invents
         "q3": _answer("q3", ("b",), "I cannot answer this question."),  # gold b was there: a wrongful abstention
     }
-    scores = answer_support_scores(toy_task(), "test", answers, k=1)
+    scores = answer_support_scores(toy_task(), "test", answers, k=1).scores
     assert scores["answer_abstention_rate_at_1"] == pytest.approx(2 / 3)  # q2 also states a claim
     assert scores["answer_abstention_rate_with_gold_at_1"] == pytest.approx(1 / 2)  # q2 and q3 had gold; q3 abstained
     assert scores["hallucinated_answer_rate_lexical_context_at_1"] == pytest.approx(1 / 3)  # only q2
@@ -76,7 +76,7 @@ def test_nli_premises_are_chunks_so_a_late_sentence_of_a_long_document_still_sup
 
     answers = {"q4": _answer("q4", ("long",), "Kerberoasting requests service tickets.")}
     scores = answer_support_scores(toy_task(), "test", answers, k=1, nli=truncating_entailment,
-                                   settings=SupportSettings(nli_chunk_words=50))
+                                   settings=SupportSettings(nli_chunk_words=50)).scores
     assert max(seen) <= 50 and len(seen) > 1
     assert scores["hallucinated_answer_rate_nli_context_at_1"] == 0.0
     assert scores["answer_support_nli_gold_at_1"] == pytest.approx(0.9)
@@ -118,7 +118,12 @@ def test_answer_adds_scores_to_a_stored_result_once_and_leaves_the_rest_as_it_wa
     added = set(after["scores"]["test"][0]) - set(before["scores"]["test"][0])
     assert "answer_empty_rate_at_2" in added and all(name.endswith("_at_2") for name in added)
     assert {k: v for k, v in after["scores"]["test"][0].items() if k not in added} == before["scores"]["test"][0]
-    assert after["per_query"] == before["per_query"] and after["train_info"] == before["train_info"]
+    main_score = before["run_info"]["main_score"]
+    assert after["per_query"][main_score] == before["per_query"][main_score] and after["train_info"] == before["train_info"]
+    outcomes = {k: v for k, v in after["per_query"].items() if k != main_score}  # each answered query's 0/1, for paired tests
+    assert set(outcomes) == {n for n in added if n.startswith("hallucinated_answer_rate_")}
+    assert all(set(v.values()) <= {0.0, 1.0} and len(v) <= 4 for v in outcomes.values())
+    assert all(sum(v.values()) / len(v) == after["scores"]["test"][0][name] for name, v in outcomes.items())
     generation = after["run_info"]["generation"]
     assert (generation["k"], generation["max_queries"], generation["n_answers"]) == (2, 4, 4)
     assert generation["generator_fingerprint"].startswith(str(llama))

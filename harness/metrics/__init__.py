@@ -110,6 +110,7 @@ register_family(MetricFamily(
             "{lexical,nli}_{context,gold}_at_k is the share of answers with a sentence unsupported by the contexts or "
             "by the gold documents, where an abstention (\"the passages do not contain...\") is never a hallucination "
             "and answer_abstention_rate_at_k says how often the LM abstained. Lexical support is token overlap: it "
-            "measures copying, not truth, and a 135M generator mostly copies."),
+            "measures copying, not truth, and a 135M generator mostly copies. Each answered query's outcome is kept, "
+            "and the paired tests of generated answers compare the rows on it."),
     scored_on_curated_labels=True,
 ))
