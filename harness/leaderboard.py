@@ -2,19 +2,22 @@
 
 Rows are (baseline, model, config); columns are tasks. The main table holds each task's main score
 (declared by its card) with a 95% interval; one section per task and metric family
-(`harness.metrics.FAMILIES`); and paired tests of each row against the rows its method declares.
+(`harness.metrics.FAMILIES`); and tests of each row against the rows it declares as references: on the main
+score per query (`comparisons`), on each generated answer's outcome (`answer_comparisons`) and, for the
+hierarchy and branch summaries, over per-seed values (`seed_comparisons`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from harness.metrics import FAMILIES, MetricFamily
 from harness.results import Result
-from harness.stats import Interval, bootstrap_interval, holm, paired_bootstrap_p, paired_delta
+from harness.stats import Interval, bootstrap_interval, holm, paired_bootstrap_p, paired_delta, welch_p
 
 SIGNIFICANCE = 0.05
 RowKey = tuple[str, str, str]  # (baseline, model, config hash)
@@ -111,11 +114,43 @@ def answer_comparisons(results: list[Result], declared: dict[str, tuple[str, ...
     return _with_holm(pd.DataFrame(rows))
 
 
+# Secondary metrics tested over per-seed values (results keep no per-item outcome for them): the hierarchy's two
+# whole-path summaries and the headline branch proxy (#17).
+SEED_TESTED = ("hier_path_doc_f1", "hier_path_query_f1", "wrong_branch_rate_l1_at_5_on_miss")
+MIN_SEEDS = 3
+
+
+def seed_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """The same pairs of rows tested on each `SEED_TESTED` metric with Welch's t-test over per-seed values
+    (`stats.welch_p`), where both rows have at least `MIN_SEEDS` seeds and at least one varies over its seeds; rows
+    trained on the curated labels these metrics score (‡) are left out. Each seed's probes use their own seeded split, so the test's variance is that
+    of training seed and split together. Holm-Bonferroni over this table on its own."""
+    rows = []
+    for metric in SEED_TESTED:
+        scored = [r for r in results if metric in r.scores and not label_supervised(r)]
+        for row, runs, ref_runs in _reference_pairs(scored, declared, usable=lambda runs: len(runs) >= MIN_SEEDS):
+            ours, theirs = [r.scores[metric] for r in runs], [r.scores[metric] for r in ref_runs]
+            if np.ptp(ours) == 0 and np.ptp(theirs) == 0:  # seed-independent rows (bm25, frozen's ranking): no seed
+                continue  # variance to test against; their difference is query variance, which needs per-query values
+            rows.append({**row, "metric": metric, "delta": float(np.mean(ours) - np.mean(theirs)), "p_value": welch_p(ours, theirs)})
+    return _with_holm(pd.DataFrame(rows))
+
+
 def _paired_tests(results: list[Result], declared: dict[str, tuple[str, ...]] | None,
                   values: Callable[[Result], dict[str, float]]) -> list[dict]:
     """One row per (row, reference) pair that `comparisons` describes, on the per-query `values` of each result."""
-    groups = _groups(results)
     rows = []
+    for row, runs, ref_runs in _reference_pairs(results, declared, usable=lambda runs: all(values(r) for r in runs)):
+        system, reference = [values(r) for r in runs], [values(r) for r in ref_runs]
+        rows.append({**row, "delta": paired_delta(system, reference), "p_value": paired_bootstrap_p(system, reference)})
+    return rows
+
+
+def _reference_pairs(results: list[Result], declared: dict[str, tuple[str, ...]] | None,
+                     usable: Callable[[list[Result]], bool]) -> Iterator[tuple[dict, list[Result], list[Result]]]:
+    """(the pair's table columns, the row's runs, the reference's runs) for each pair `comparisons` describes
+    whose runs are `usable` on both sides."""
+    groups = _groups(results)
     for (task, baseline, model, config), runs in sorted(groups.items()):
         method = runs[0].run_info.get("method", baseline)
         references = {"frozen", reference_of(method)} - {None, method}
@@ -125,15 +160,13 @@ def _paired_tests(results: list[Result], declared: dict[str, tuple[str, ...]] | 
             references.add(method)
         for reference_name in sorted(references):
             candidates = [(k, v) for k, v in groups.items() if k[0] == task and k[1] == reference_name]
-            if not candidates or not all(values(r) for r in runs + candidates[0][1]):
+            if not candidates:
                 continue
             (_, ref_baseline, ref_model, _), ref_runs = sorted(candidates, key=lambda kv: kv[0][2] != model)[0]
-            system = [values(r) for r in runs]
-            reference = [values(r) for r in ref_runs]
-            rows.append({"task": task, "baseline": baseline, "model": model, "against_baseline": ref_baseline,
-                         "against_model": ref_model, "seeds": f"{len(runs)} vs {len(ref_runs)}",
-                         "delta": paired_delta(system, reference), "p_value": paired_bootstrap_p(system, reference)})
-    return rows
+            if not (usable(runs) and usable(ref_runs)):
+                continue
+            yield ({"task": task, "baseline": baseline, "model": model, "against_baseline": ref_baseline,
+                    "against_model": ref_model, "seeds": f"{len(runs)} vs {len(ref_runs)}"}, runs, ref_runs)
 
 
 def _with_holm(table: pd.DataFrame) -> pd.DataFrame:
@@ -202,6 +235,7 @@ class Leaderboard:
     main: pd.DataFrame
     comparisons: pd.DataFrame
     answer_comparisons: pd.DataFrame  # paired tests of the generated-answer outcomes
+    seed_comparisons: pd.DataFrame  # per-seed tests of the hierarchy and branch summaries
     intervals: dict[tuple[str, RowKey], Interval | None]
     sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
 
@@ -227,4 +261,4 @@ def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = N
             if table is not None:
                 sections.append((task, family, table))
     return Leaderboard(frame, interval_table(results, bounds, significant), tests, answer_comparisons(results, declared),
-                       bounds, sections)
+                       seed_comparisons(results, declared), bounds, sections)

@@ -131,6 +131,10 @@ MAIN_TESTS = ("Paired comparisons (main score; p: two-level bootstrap over seeds
 ANSWER_TESTS = ("Paired comparisons of generated answers (1 per hallucinated answer, on the sampled test queries "
                 "both rows answered, over the seeds with answers; delta < 0: fewer hallucinated answers; "
                 "p_holm: Holm-Bonferroni adjusted over this table)")
+SEED_TESTS = ("Seed-level comparisons (metrics without per-query values: the hierarchy's whole-path F1 and the "
+              "wrong-branch rate on misses; Welch's t-test over per-seed values, rows with at least 3 seeds each, "
+              "pairs where neither row varies over seeds and label-supervised rows left out; "
+              "p_holm: Holm-Bonferroni adjusted over this table)")
 
 
 def legends() -> str:
@@ -146,7 +150,8 @@ def markdown(board: Leaderboard | None) -> str:
     if board is None:
         return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
     parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main), "", legends()]
-    for title, tests in ((MAIN_TESTS, board.comparisons), (ANSWER_TESTS, board.answer_comparisons)):
+    for title, tests in ((MAIN_TESTS, board.comparisons), (ANSWER_TESTS, board.answer_comparisons),
+                         (SEED_TESTS, board.seed_comparisons)):
         if not tests.empty:
             parts += ["", f"## {title}", "", to_markdown(comparisons_display(tests))]
     current = None
@@ -193,9 +198,10 @@ def html_report(board: Leaderboard | None) -> str:
     parts += ["</ul>"]
     if not board.comparisons.empty:
         parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board.comparisons))]
-    if not board.answer_comparisons.empty:
-        parts += ["<h2>Paired comparisons of generated answers</h2>", f"<p>{html.escape(ANSWER_TESTS)}</p>",
-                  _table_html(comparisons_display(board.answer_comparisons))]
+    for title, text, tests in (("Paired comparisons of generated answers", ANSWER_TESTS, board.answer_comparisons),
+                               ("Seed-level comparisons", SEED_TESTS, board.seed_comparisons)):
+        if not tests.empty:
+            parts += [f"<h2>{title}</h2>", f"<p>{html.escape(text)}</p>", _table_html(comparisons_display(tests))]
     parts += ["<h2>Quality against training time</h2>", f'<img alt="quality against fit time" src="{quality_vs_time(board.frame)}">']
     current = None
     for task, family, table in board.sections:

@@ -3,8 +3,9 @@
 Both take per-query main scores, one mapping {query id: score} per seed. Only queries present in
 every seed (and, for a paired test, in both systems) count, so systems are compared on the same
 queries. Resampling the seeds as well as the queries makes training-seed variance part of the
-uncertainty: a difference that one lucky seed produces is not significant. `holm` corrects a
-table of p-values for multiple comparisons.
+uncertainty: a difference that one lucky seed produces is not significant. `welch_p` tests metrics
+that have no per-query values over their per-seed values instead. `holm` corrects a table of
+p-values for multiple comparisons.
 """
 
 from __future__ import annotations
@@ -88,3 +89,16 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def welch_p(system: list[float], reference: list[float]) -> float:
+    """Two-sided p of Welch's t-test on per-seed values (unequal variances); at least one side must vary."""
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    if np.ptp(system) == 0 and np.ptp(reference) == 0:
+        raise ValueError("Welch's test needs spread on at least one side")
+    with warnings.catch_warnings():  # scipy warns on nearly equal values; the p it returns is still the test's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(ttest_ind(system, reference, equal_var=False).pvalue)

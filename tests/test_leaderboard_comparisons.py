@@ -116,3 +116,38 @@ def test_per_query_outcomes_round_trip_and_leave_a_plain_result_unchanged():
     back = Result.from_json(json.loads(json.dumps(answered.to_json())))
     assert back.per_query == answered.per_query and back.per_query_other == answered.per_query_other
     assert Result.from_json(json.loads(json.dumps(plain.to_json()))) == plain
+
+
+def _seeded(baseline: str, method: str, values: list[float], gold_labels: bool = False) -> list[Result]:
+    runs = []
+    for seed, value in enumerate(values):
+        result = _result(baseline, method, 0.0, seed)
+        train_info = {"label_source": "gold"} if gold_labels else {}
+        runs.append(Result(**{**result.__dict__, "scores": {**result.scores, "hier_path_doc_f1": value},
+                              "train_info": train_info}))
+    return runs
+
+
+def test_hierarchy_summaries_are_tested_over_seeds_only_with_three_seeds_a_side_and_without_label_supervised_rows():
+    from harness.leaderboard import seed_comparisons
+
+    results = (_seeded("frozen", "frozen", [0.50, 0.51, 0.49]) + _seeded("contrastive", "contrastive", [0.60, 0.61, 0.59])
+               + _seeded("heal", "heal", [0.62, 0.58, 0.60]) + _seeded("lora", "lora", [0.9, 0.9])  # two seeds: untested
+               + _seeded("heal-gold", "heal", [0.9, 0.91, 0.92], gold_labels=True))  # trained on the scored labels
+    table = seed_comparisons(results, declared={})
+    pairs = {(row.baseline, row.against_baseline): row for row in table.itertuples()}
+    assert set(pairs) == {("contrastive", "frozen"), ("heal", "frozen"), ("heal", "contrastive")}
+    assert set(table.metric) == {"hier_path_doc_f1"} and set(table.seeds) == {"3 vs 3"}
+    assert pairs[("contrastive", "frozen")].delta == pytest.approx(0.10) and pairs[("contrastive", "frozen")].significant == "yes"
+    assert pairs[("heal", "contrastive")].delta == pytest.approx(0.0, abs=1e-12) and pairs[("heal", "contrastive")].p_value > 0.5
+
+
+def test_seed_test_skips_rows_without_seed_variance_and_welch_refuses_them():
+    from harness.leaderboard import seed_comparisons
+    from harness.stats import welch_p
+
+    results = _seeded("frozen", "frozen", [0.5, 0.5, 0.5]) + _seeded("bm25", "bm25", [0.4, 0.4, 0.4])
+    assert seed_comparisons(results, declared={}).empty  # a difference without seed spread is query variance
+    with pytest.raises(ValueError, match="spread"):
+        welch_p([0.5, 0.5, 0.5], [0.4, 0.4, 0.4])
+    assert welch_p([0.50, 0.51, 0.49], [0.40, 0.40, 0.40]) < 0.01
