@@ -122,9 +122,10 @@ MIN_SEEDS = 3
 
 def seed_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
     """The same pairs of rows tested on each `SEED_TESTED` metric with Welch's t-test over per-seed values
-    (`stats.welch_p`), where both rows have at least `MIN_SEEDS` seeds and at least one varies over its seeds; rows
-    trained on the curated labels these metrics score (‡) are left out. Each seed's probes use their own seeded split, so the test's variance is that
-    of training seed and split together. Holm-Bonferroni over this table on its own."""
+    (`stats.welch_p`), where both rows have at least `MIN_SEEDS` seeds and at least one varies over its seeds;
+    rows trained on the curated labels these metrics score (‡) are left out. Each seed's probes use their own
+    seeded split, so the test's variance is that of training seed and split together. Holm-Bonferroni over this
+    table on its own."""
     rows = []
     for metric in SEED_TESTED:
         scored = [r for r in results if metric in r.scores and not label_supervised(r)]
