@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from harness.errors import HarnessError
-from harness.results import RUN_FILE_DEPTH, Result, read_trec_run, write_result_json
+from harness.results import RUN_FILE_DEPTH, Result, write_result_json
 from harness.search import Run
+from harness.stored_runs import load_stored, stored_result_paths
 from harness.task import Task
 
 if TYPE_CHECKING:
@@ -75,35 +76,14 @@ def answer_result(path: Path, load_task: Callable[[str], Task], settings: Answer
     done = result.run_info.get("generation", {})
     if not overwrite and {k: done.get(k) for k in asdict(settings)} == asdict(settings):
         return False
-    task = load_task(result.key.profile)
-    if (task.name, task.profile) != (result.key.task, result.key.profile):
-        raise HarnessError(f"{path}: a result of {result.key.task} ({result.key.profile}), "
-                           f"not of {task.name} ({task.profile})")
-    from harness.runner import dataset_revision
-
-    if dataset_revision(task) != result.dataset_revision:
-        raise HarnessError(f"{path}: scored on corpus revision {result.dataset_revision}, but task {task.name} is now "
-                           f"{dataset_revision(task)}; rerun the result before answering from it")
-    run_file = path.with_suffix(".trec.gz")
-    if not run_file.exists():
-        raise HarnessError(f"{path}: its run file {run_file.name} is missing, so there are no contexts to answer from")
-    support, info = generation_scores(task, result.split, read_trec_run(run_file), settings, device,
-                                      path.with_suffix(".answers.jsonl"))
+    result, task, run = load_stored(path, load_task, "answering from it")
+    support, info = generation_scores(task, result.split, run, settings, device, path.with_suffix(".answers.jsonl"))
     kept = {name: value for name, value in result.scores.items() if not GENERATED_SCORE.match(name)}
     kept_per_query = {name: values for name, values in result.per_query_other.items() if not GENERATED_SCORE.match(name)}
     updated = replace(result, scores={**kept, **support.scores}, per_query_other={**kept_per_query, **support.per_query},
                       run_info={**result.run_info, "generation": {**info, "command": command}})
     write_result_json(path, updated)
     return True
-
-
-def stored_result_paths(results_dir: Path, task: str, baselines: list[str], seeds: tuple[int, ...]) -> list[Path]:
-    """The valid stored results of `task` for these baselines and seeds (any config hash or model)."""
-    from harness.results import load_results
-
-    found = [r.key.json_path(results_dir) for r in load_results(results_dir)
-             if r.key.task == task and r.key.baseline in baselines and r.key.seed in seeds]
-    return sorted(found)
 
 
 def answer_stored(results_dir: Path, tasks: dict[str, Callable[[str], Task]], baselines: list[str],

@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--out", type=Path, help="results directory (default: ./results)")
     answer.add_argument("--overwrite", action="store_true", help="rescore results that already hold answers made this way")
 
+    branches = commands.add_parser("branch-outcomes", help="add per-query wrong-branch outcomes (the paired branch "
+                                   "test's input) to stored results from their run files; no refit",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    branched = branches.add_mutually_exclusive_group()
+    branched.add_argument("--task", help="task name(s), comma-separated (default: every built-in task with stored results)")
+    branched.add_argument("--task-dir", type=Path, help="the BEIR folder the results were run on")
+    branches.add_argument("--task-name", help="name of the --task-dir task (default: the folder's name)")
+    branches.add_argument("--out", type=Path, help="results directory (default: ./results)")
+
     table = commands.add_parser("table", help="regenerate leaderboard.md/.csv from result files")
     table.add_argument("--out", type=Path, help="results directory (default: ./results)")
 
@@ -193,10 +202,7 @@ def _run(args) -> int:
 
 
 def _answer(args) -> int:
-    from functools import partial
-
     from harness.answer_results import AnswerSettings, answer_stored
-    from harness.catalog import load_task
     from harness.device import resolve_device, set_threads
     from harness.paths import default_results_dir
     from harness.report import write_leaderboard
@@ -208,19 +214,40 @@ def _answer(args) -> int:
                               sample_seed=args.sample_seed, max_new_tokens=args.max_new_tokens,
                               max_context_chars=args.max_context_chars, nli_model=args.nli_model)
     set_threads(args.threads)
-    if args.task_dir:  # a folder task has one profile, its whole content
-        folder = load_task(task_dir=args.task_dir, task_name=args.task_name)
-        tasks = {folder.name: lambda profile: folder}
-    else:
-        from harness.catalog import resolve_card
-
-        for name in _csv(args.task):
-            resolve_card(name)  # an unknown name fails here, with "did you mean"
-        tasks = {name: partial(lambda name, profile: load_task(name, profile=profile), name) for name in _csv(args.task)}
+    tasks = _task_loaders(args, _csv(args.task))
     command = "python -m harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     updated = answer_stored(results_dir, tasks, _csv(args.methods), args.seeds, settings,
                             resolve_device(args.device), args.overwrite, command)
     print(f"added answer scores to {len(updated)} result(s)", file=sys.stderr)
+    print(write_leaderboard(results_dir))
+    return 0
+
+
+def _task_loaders(args, names: list[str]) -> dict:
+    """{task name: load(profile)} for the commands that add scores to stored results (`--task` or `--task-dir`)."""
+    from functools import partial
+
+    from harness.catalog import load_task, resolve_card
+
+    if args.task_dir:  # a folder task has one profile, its whole content
+        folder = load_task(task_dir=args.task_dir, task_name=args.task_name)
+        return {folder.name: lambda profile: folder}
+    for name in names:
+        resolve_card(name)  # an unknown name fails here, with "did you mean"
+    return {name: partial(lambda name, profile: load_task(name, profile=profile), name) for name in names}
+
+
+def _branch_outcomes(args) -> int:
+    from harness.branch_results import add_branch_outcomes_stored
+    from harness.catalog import TASKS
+    from harness.paths import default_results_dir
+    from harness.report import write_leaderboard
+    from harness.results import load_results
+
+    results_dir = args.out or default_results_dir()
+    names = _csv(args.task) if args.task else sorted({r.key.task for r in load_results(results_dir)} & set(TASKS.names()))
+    updated = add_branch_outcomes_stored(results_dir, _task_loaders(args, names))
+    print(f"added branch outcomes to {len(updated)} result(s)", file=sys.stderr)
     print(write_leaderboard(results_dir))
     return 0
 
@@ -317,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"harness: skipped {shown}: {reason}", file=sys.stderr)
             print(write_leaderboard(results_dir))
             return 0
-        return {"answer": _answer, "tasks": _tasks, "methods": _methods, "export": _export,
+        return {"answer": _answer, "branch-outcomes": _branch_outcomes, "tasks": _tasks, "methods": _methods, "export": _export,
                 "make-queries": _make_queries, "export-model": _export_model}[args.command](args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -3,12 +3,14 @@
 Rows are (baseline, model, config); columns are tasks. The main table holds each task's main score
 (declared by its card) with a 95% interval; one section per task and metric family
 (`harness.metrics.FAMILIES`); and tests of each row against the rows it declares as references: on the main
-score per query (`comparisons`), on each generated answer's outcome (`answer_comparisons`) and, for the
-hierarchy and branch summaries, over per-seed values (`seed_comparisons`).
+score per query (`comparisons`), on each generated answer's outcome (`answer_comparisons`), on each query's
+wrong-branch share where both rows missed (`branch_comparisons`) and, for the hierarchy and branch summaries,
+over per-seed values (`seed_comparisons`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics import FAMILIES, MetricFamily
+from harness.metrics.rag import BRANCH_TEST_K
 from harness.results import Result
 from harness.stats import Interval, bootstrap_interval, holm, paired_bootstrap_p, paired_delta, welch_p
 
@@ -106,16 +109,39 @@ def answer_comparisons(results: list[Result], declared: dict[str, tuple[str, ...
     """The same pairs of rows tested on each generated-answer outcome (`hallucinated_answer_rate_*`: 1 per
     hallucinated answer, `Result.per_query_other`), over the seeds that have answers and the sampled queries both
     rows answered; a negative delta = fewer hallucinated answers. Holm-Bonferroni over this table on its own."""
-    metrics = sorted({m for r in results for m in r.per_query_other if m.startswith(ANSWER_OUTCOME)})
+    return _outcome_comparisons(results, declared, lambda metric: metric.startswith(ANSWER_OUTCOME))
+
+
+MIN_SHARED_MISSES = 10  # fewer queries missed by every seed of both rows: no test (a bootstrap over a handful says little)
+BRANCH_OUTCOME = re.compile(rf"^wrong_branch_rate_l\d+_at_{BRANCH_TEST_K}_on_miss$")  # per query: rag.branch_outcomes
+
+
+def branch_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """The same pairs of rows tested on the headline branch metrics per query (`wrong_branch_rate_l*_at_5_on_miss`):
+    each query's share of off-branch contexts, over the queries every seed of both rows missed, so the test
+    compares the distractors of two rows on the same failed queries and no longer restates their hit rates; a
+    negative delta = fewer off-branch distractors. Rows trained on the curated labels (‡) are left out.
+    Holm-Bonferroni over this table on its own."""
+    return _outcome_comparisons([r for r in results if not label_supervised(r)], declared, BRANCH_OUTCOME.match,
+                                min_queries=MIN_SHARED_MISSES)
+
+
+def _outcome_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]] | None,
+                         selected: Callable[[str], object], min_queries: int = 1) -> pd.DataFrame:
+    """Paired tests on each per-query outcome in `Result.per_query_other` whose name is `selected`, over the seeds
+    that hold it and the queries every one of them scored."""
+    metrics = sorted({m for r in results for m in r.per_query_other if selected(m)})
     rows = []
     for metric in metrics:
-        answered = [r for r in results if r.per_query_other.get(metric)]
-        rows += [{**row, "metric": metric} for row in _paired_tests(answered, declared, lambda r: r.per_query_other[metric])]
+        scored = [r for r in results if r.per_query_other.get(metric)]
+        rows += [{**row, "metric": metric}
+                 for row in _paired_tests(scored, declared, lambda r: r.per_query_other[metric], min_queries)]
     return _with_holm(pd.DataFrame(rows))
 
 
-# Secondary metrics tested over per-seed values (results keep no per-item outcome for them): the hierarchy's two
-# whole-path summaries and the headline branch proxy (#17).
+# Secondary metrics tested over per-seed values: the hierarchy's two whole-path summaries (results keep no per-item
+# outcome for them) and the headline branch proxy over each row's own misses (`branch_comparisons` tests it per
+# query, on the misses two rows share) (#17).
 SEED_TESTED = ("hier_path_doc_f1", "hier_path_query_f1", "wrong_branch_rate_l1_at_5_on_miss")
 MIN_SEEDS = 3
 
@@ -138,12 +164,16 @@ def seed_comparisons(results: list[Result], declared: dict[str, tuple[str, ...]]
 
 
 def _paired_tests(results: list[Result], declared: dict[str, tuple[str, ...]] | None,
-                  values: Callable[[Result], dict[str, float]]) -> list[dict]:
+                  values: Callable[[Result], dict[str, float]], min_queries: int = 1) -> list[dict]:
     """One row per (row, reference) pair that `comparisons` describes, on the per-query `values` of each result."""
     rows = []
     for row, runs, ref_runs in _reference_pairs(results, declared, usable=lambda runs: all(values(r) for r in runs)):
         system, reference = [values(r) for r in runs], [values(r) for r in ref_runs]
-        rows.append({**row, "delta": paired_delta(system, reference), "p_value": paired_bootstrap_p(system, reference)})
+        shared = len(set.intersection(*(set(v) for v in system + reference)))
+        if shared < min_queries:
+            continue
+        rows.append({**row, "queries": shared, "delta": paired_delta(system, reference),
+                     "p_value": paired_bootstrap_p(system, reference)})
     return rows
 
 
@@ -236,6 +266,7 @@ class Leaderboard:
     main: pd.DataFrame
     comparisons: pd.DataFrame
     answer_comparisons: pd.DataFrame  # paired tests of the generated-answer outcomes
+    branch_comparisons: pd.DataFrame  # paired tests of the per-query wrong-branch outcomes on shared misses
     seed_comparisons: pd.DataFrame  # per-seed tests of the hierarchy and branch summaries
     intervals: dict[tuple[str, RowKey], Interval | None]
     sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
@@ -262,4 +293,4 @@ def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = N
             if table is not None:
                 sections.append((task, family, table))
     return Leaderboard(frame, interval_table(results, bounds, significant), tests, answer_comparisons(results, declared),
-                       seed_comparisons(results, declared), bounds, sections)
+                       branch_comparisons(results, declared), seed_comparisons(results, declared), bounds, sections)

@@ -18,7 +18,8 @@ import pandas as pd
 from pathlib import Path
 
 from harness import atomic
-from harness.leaderboard import LABEL_SUPERVISED, Leaderboard, build
+from harness.leaderboard import LABEL_SUPERVISED, MIN_SHARED_MISSES, Leaderboard, build
+from harness.metrics.rag import BRANCH_TEST_K
 from harness.metrics import FAMILIES
 from harness.results import Result, load_results
 
@@ -131,8 +132,13 @@ MAIN_TESTS = ("Paired comparisons (main score; p: two-level bootstrap over seeds
 ANSWER_TESTS = ("Paired comparisons of generated answers (1 per hallucinated answer, on the sampled test queries "
                 "both rows answered, over the seeds with answers; delta < 0: fewer hallucinated answers; "
                 "p_holm: Holm-Bonferroni adjusted over this table)")
-SEED_TESTS = ("Seed-level comparisons (metrics without per-query values: the hierarchy's whole-path F1 and the "
-              "wrong-branch rate on misses; Welch's t-test over per-seed values, rows with at least 3 seeds each, "
+BRANCH_TESTS = ("Paired comparisons of wrong-branch distractors (per query: the share of its top-" f"{BRANCH_TEST_K} contexts "
+                "off every gold branch at level l (the headline levels 1 and 2), over the test queries that every seed of both rows missed, so a row's "
+                f"hit rate does not enter; at least {MIN_SHARED_MISSES} such queries; label-supervised rows left out; p: two-level bootstrap over "
+                "seeds and those queries; delta < 0: fewer off-branch distractors; p_holm: Holm-Bonferroni adjusted "
+                "over this table)")
+SEED_TESTS = ("Seed-level comparisons (the hierarchy's whole-path F1, which has no per-query values, and the "
+              "wrong-branch rate over each row's own misses; Welch's t-test over per-seed values, rows with at least 3 seeds each, "
               "pairs where neither row varies over seeds and label-supervised rows left out; "
               "p_holm: Holm-Bonferroni adjusted over this table)")
 
@@ -151,7 +157,7 @@ def markdown(board: Leaderboard | None) -> str:
         return "# Leaderboard\n\nNo results yet: run `python -m harness run`.\n"
     parts = ["# Leaderboard", "", INTRO, "", to_markdown(board.main), "", legends()]
     for title, tests in ((MAIN_TESTS, board.comparisons), (ANSWER_TESTS, board.answer_comparisons),
-                         (SEED_TESTS, board.seed_comparisons)):
+                         (BRANCH_TESTS, board.branch_comparisons), (SEED_TESTS, board.seed_comparisons)):
         if not tests.empty:
             parts += ["", f"## {title}", "", to_markdown(comparisons_display(tests))]
     current = None
@@ -199,6 +205,7 @@ def html_report(board: Leaderboard | None) -> str:
     if not board.comparisons.empty:
         parts += ["<h2>Paired comparisons</h2>", _table_html(comparisons_display(board.comparisons))]
     for title, text, tests in (("Paired comparisons of generated answers", ANSWER_TESTS, board.answer_comparisons),
+                               ("Paired comparisons of wrong-branch distractors", BRANCH_TESTS, board.branch_comparisons),
                                ("Seed-level comparisons", SEED_TESTS, board.seed_comparisons)):
         if not tests.empty:
             parts += [f"<h2>{title}</h2>", f"<p>{html.escape(text)}</p>", _table_html(comparisons_display(tests))]

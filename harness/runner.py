@@ -136,6 +136,8 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         return path
     retrieval = retrieve_with_embeddings(task, fitted, settings.split, settings.top_k)
     scores, per_query = score(task, retrieval, settings.split, seed)
+    from harness.metrics.rag import branch_outcomes
+
     generation, answer_outcomes = None, {}
     if settings.generator:
         from harness.answer_results import generation_scores
@@ -153,7 +155,7 @@ def run_one(task: Task, baseline: Baseline, seed: int, settings: RunSettings) ->
         dataset_revision=dataset_revision(task),
         split=settings.split,
         per_query=per_query,
-        per_query_other=answer_outcomes,
+        per_query_other={**branch_outcomes(task, settings.split, retrieval.run), **answer_outcomes},
         run_info={
             "method": baseline.method,
             "config": baseline.config_dict,

@@ -52,6 +52,7 @@ def paired_delta(system: list[dict[str, float]], reference: list[dict[str, float
     return float(_matrix(system, shared).mean() - _matrix(reference, shared).mean())
 
 
+ROUNDING = 1e-12  # resampled means of equal scores can differ by rounding alone (a mean of three copies of 0.1 is not 0.1): a tie
 PAIRED_RESAMPLES = 20_000  # the smallest p is 2/20001 = 1e-4, so Holm over m tests cannot go below m x 1e-4 (< 0.05 up to ~500 tests)
 
 
@@ -62,7 +63,8 @@ def paired_bootstrap_p(
 
     Each resample draws each system's seeds with replacement (independently: training seeds are not
     paired) and the shared queries with replacement (paired: both systems answer the same queries);
-    p = 2 x the share of resampled differences on the far side of 0, with the +1 correction.
+    p = 2 x the share of resampled differences on the far side of 0 (ties within rounding included), with the
+    +1 correction.
     With one seed per system it is a paired bootstrap over queries.
     """
     shared = sorted(set.intersection(*(set(s) for s in system + reference)))
@@ -76,7 +78,9 @@ def paired_bootstrap_p(
         columns = rng.integers(0, len(shared), (size, len(shared)))
         differences.append(np.take_along_axis(ours_means - theirs_means, columns, axis=1).mean(axis=1))
     differences = np.concatenate(differences)
-    far_side = np.sum(differences <= 0) if observed > 0 else np.sum(differences >= 0)
+    if abs(observed) <= ROUNDING:
+        return 1.0
+    far_side = np.sum(differences <= ROUNDING) if observed > 0 else np.sum(differences >= -ROUNDING)
     return float(min(1.0, 2 * (far_side + 1) / (n_resamples + 1)))
 
 

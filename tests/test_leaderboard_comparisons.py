@@ -54,6 +54,12 @@ def test_identical_systems_are_not_different():
 
     same = _per_seed(0.0, [0.0], salt="b")
     assert paired_bootstrap_p(same, same) == 1.0
+    # one seed against three copies of it: a mean of three equal floats can differ from them in the last bit,
+    # which must not read as a one-sided difference (it gave p = 2 / (n + 1) before)
+    tenths = [{f"q{i}": 0.1 * (i % 3) for i in range(50)}]
+    assert paired_bootstrap_p(tenths, tenths * 3, n_resamples=2000) == 1.0
+    # ...and a real difference on top of such rounding is still found
+    assert paired_bootstrap_p([{q: v + 0.05 for q, v in tenths[0].items()}], tenths * 3, n_resamples=2000) < 0.01
 
 
 def test_holm_adjusts_step_down_and_keeps_order():

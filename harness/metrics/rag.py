@@ -55,40 +55,61 @@ def wrong_branch_rate(context_paths: list[LabelPath], gold_paths: list[LabelPath
     return off / len(context_paths)
 
 
-def rag_scores(task: Task, split: str, run: Run, k_values=K_VALUES) -> dict[str, float]:
-    qrels = task.qrels.get(split, {})
-    if not qrels:
-        return {}
+def _query_outcomes(task: Task, split: str, run: Run, k: int):
+    """Per query of the split's qrels: (query id, hit in the top k, context precision, {level: wrong-branch rate}
+    or None when the query has no labelled gold document or no labelled context)."""
     paths = task.label_paths
-    max_level = max((len(p) for p in paths.values()), default=0)
+    levels = range(1, max((len(p) for p in paths.values()), default=0) + 1)
+    for qid, judged in task.qrels.get(split, {}).items():
+        relevant = {d for d, rel in judged.items() if rel > 0}
+        contexts = ranked_ids(run.get(qid, {}), k)
+        gold_paths = [paths[d] for d in relevant if d in paths]
+        context_paths = [paths[d] for d in contexts if d in paths]
+        rates = {level: wrong_branch_rate(context_paths, gold_paths, level) for level in levels} if gold_paths and context_paths else None
+        yield qid, any(d in relevant for d in contexts), context_precision(contexts, relevant), rates
+
+
+def rag_scores(task: Task, split: str, run: Run, k_values=K_VALUES) -> dict[str, float]:
     scores = {}
     for k in k_values:
         hits, precisions = [], []
-        wrong: dict[int, list[float]] = {level: [] for level in range(1, max_level + 1)}
-        wrong_on_miss: dict[int, list[float]] = {level: [] for level in range(1, max_level + 1)}
-        for qid, judged in qrels.items():
-            relevant = {d for d, rel in judged.items() if rel > 0}
-            contexts = ranked_ids(run.get(qid, {}), k)
-            hit = any(d in relevant for d in contexts)
+        wrong: dict[int, list[float]] = {}
+        wrong_on_miss: dict[int, list[float]] = {}
+        for _, hit, precision, rates in _query_outcomes(task, split, run, k):
             hits.append(float(hit))
-            precisions.append(context_precision(contexts, relevant))
-            gold_paths = [paths[d] for d in relevant if d in paths]
-            context_paths = [paths[d] for d in contexts if d in paths]
-            if not gold_paths or not context_paths:
-                continue
-            for level in wrong:
-                rate = wrong_branch_rate(context_paths, gold_paths, level)
-                wrong[level].append(rate)
+            precisions.append(precision)
+            for level, rate in (rates or {}).items():
+                wrong.setdefault(level, []).append(rate)
                 if not hit:
-                    wrong_on_miss[level].append(rate)
+                    wrong_on_miss.setdefault(level, []).append(rate)
+        if not hits:
+            return {}
         scores[f"gold_context_hit_rate_at_{k}"] = _mean(hits)
         scores[f"context_precision_at_{k}"] = _mean(precisions)
-        for level in wrong:
-            if wrong[level]:
-                scores[f"wrong_branch_rate_l{level}_at_{k}"] = _mean(wrong[level])
-            if wrong_on_miss[level]:
+        for level in sorted(wrong):
+            scores[f"wrong_branch_rate_l{level}_at_{k}"] = _mean(wrong[level])
+            if level in wrong_on_miss:
                 scores[f"wrong_branch_rate_l{level}_at_{k}_on_miss"] = _mean(wrong_on_miss[level])
     return scores
+
+
+# The headline branch columns (`wrong_branch_rate_l{1,2}_at_5_on_miss`): the ones kept per query and tested, so that
+# Holm over the table (its floor is tests x 1e-4, `stats.PAIRED_RESAMPLES`) does not make every test hopeless.
+BRANCH_TEST_K = 5
+BRANCH_TEST_LEVELS = (1, 2)
+
+
+def branch_outcomes(task: Task, split: str, run: Run, k: int = BRANCH_TEST_K,
+                    levels: tuple[int, ...] = BRANCH_TEST_LEVELS) -> dict[str, dict[str, float]]:
+    """`wrong_branch_rate_l{l}_at_{k}_on_miss` per query, for the queries that metric averages over (those whose
+    top k misses every relevant document): the per-query values the leaderboard's paired branch test needs.
+    A row's mean over its own queries is the metric; the test pairs the queries both rows missed."""
+    outcomes: dict[str, dict[str, float]] = {}
+    for qid, hit, _, rates in _query_outcomes(task, split, run, k):
+        for level, rate in ({} if hit else rates or {}).items():
+            if level in levels:
+                outcomes.setdefault(f"wrong_branch_rate_l{level}_at_{k}_on_miss", {})[qid] = rate
+    return dict(sorted(outcomes.items()))
 
 
 def _mean(values: list[float]) -> float:
