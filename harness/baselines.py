@@ -139,6 +139,8 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
     method = raw.pop("method", name)
     resources = _resources(path, text, raw.pop("resources")) if "resources" in raw else {}
     compare_with = _compare_with(path, text, raw.pop("compare_with")) if "compare_with" in raw else ()
+    if "dev_sweep" in raw:  # read by the leaderboard (`declared_sweeps`); checked here so a typo fails at `run`
+        _baseline_names(path, text, "dev_sweep", raw.pop("dev_sweep"))
     config_cls = METHODS.get(method).Config
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     renamed = legacy_names(config_cls)
@@ -161,22 +163,37 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
 
 
 def _compare_with(path: Path, text: str, value: Any) -> tuple[str, ...]:
+    return _baseline_names(path, text, "compare_with", value)
+
+
+def _baseline_names(path: Path, text: str, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise InputError(path, _line_of(text, "compare_with"), f"`compare_with` must be a list of baseline names, got {value!r}")
+        raise InputError(path, _line_of(text, key), f"`{key}` must be a list of baseline names, got {value!r}")
     return tuple(value)
 
 
-def declared_comparisons(directory: Path = BASELINES_DIR) -> dict[str, tuple[str, ...]]:
-    """Baseline name -> the baselines its file says it is tested against (`compare_with`), for the leaderboard."""
+def _declared(key: str, directory: Path) -> dict[str, tuple[str, ...]]:
+    """Baseline name -> the list of baseline names its file gives under `key` (files without it left out)."""
     declared = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            value = tomllib.loads(path.read_text(encoding="utf-8")).get("compare_with")
+            value = tomllib.loads(path.read_text(encoding="utf-8")).get(key)
         except (OSError, tomllib.TOMLDecodeError):
             continue  # `run` reports a broken file; the leaderboard just falls back to the defaults
         if isinstance(value, list):
             declared[path.stem] = tuple(v for v in value if isinstance(v, str))
     return declared
+
+
+def declared_comparisons(directory: Path = BASELINES_DIR) -> dict[str, tuple[str, ...]]:
+    """Baseline name -> the baselines its file says it is tested against (`compare_with`), for the leaderboard."""
+    return _declared("compare_with", directory)
+
+
+def declared_sweeps(directory: Path = BASELINES_DIR) -> dict[str, tuple[str, ...]]:
+    """Baseline name -> the baselines its file names as its dev sweep (`dev_sweep`): the leaderboard's
+    `<name>-tuned` row keeps, per task and seed, whichever of them scored best on dev (`leaderboard.dev_selected`)."""
+    return _declared("dev_sweep", directory)
 
 
 def parse_setting(text: str) -> tuple[str, Any]:

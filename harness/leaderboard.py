@@ -10,8 +10,9 @@ over per-seed values (`seed_comparisons`).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -63,6 +64,44 @@ def row_label(result: Result) -> str:
     return result.key.baseline + (UNTRAINED if untrained(result) else "")
 
 
+TUNED = "-tuned"
+
+
+def best_dev_score(result: Result) -> float | None:
+    """The best dev nDCG@10 of a run's selection curve (the score dev selection kept); None without a curve."""
+    from harness.methods.selection import SELECTION_METRIC
+
+    curve = result.train_info.get("dev_curve") or []
+    scores = [point[SELECTION_METRIC] for point in curve if SELECTION_METRIC in point]
+    return max(scores) if scores else None
+
+
+def dev_selected(results: list[Result], sweeps: dict[str, tuple[str, ...]]) -> list[Result]:
+    """The `<baseline>-tuned` rows: for a baseline whose file names a dev sweep (`dev_sweep = [...]`: the same
+    method at other settings), per task, model and seed, the run of the baseline or one of its sweep with the best
+    dev nDCG@10, chosen on dev alone and kept whole (its test scores, per-query values and train_info);
+    `run_info.dev_selected` records every candidate's dev score. A seed counts only where every candidate ran
+    it; ties keep the earlier candidate (the baseline first)."""
+    by_key = {(r.key.task, r.key.profile, r.key.model, r.key.seed, r.key.baseline): r for r in results}
+    selected = []
+    for baseline, sweep in sorted(sweeps.items()):
+        candidates = (baseline, *sweep)
+        for (task, profile, model, seed, name), _ in sorted(by_key.items()):
+            if name != baseline:
+                continue
+            runs = [by_key.get((task, profile, model, seed, c)) for c in candidates]
+            scores = [best_dev_score(r) if r else None for r in runs]
+            if any(score is None for score in scores):
+                continue
+            kept = max(range(len(runs)), key=lambda i: (scores[i], -i))
+            config = hashlib.sha256("+".join(r.key.config_hash for r in runs).encode()).hexdigest()[:8]
+            chosen = runs[kept]
+            record = {"kept": candidates[kept], "best_dev": dict(zip(candidates, scores))}
+            selected.append(replace(chosen, key=replace(chosen.key, baseline=baseline + TUNED, config_hash=config),
+                                    run_info={**chosen.run_info, "dev_selected": record}))
+    return selected
+
+
 def results_frame(results: list[Result]) -> pd.DataFrame:
     rows = []
     for r in results:
@@ -79,6 +118,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             "main_score": r.scores[r.main_score],
             "per_query": r.per_query,
             "fit_time_s": r.run_info.get("fit_time_s"),
+            "dev_kept": r.run_info.get("dev_selected", {}).get("kept"),  # a -tuned row's candidate for this seed
             "eval_time_s": r.evaluation_time,
             **r.scores,
         })
@@ -272,15 +312,21 @@ class Leaderboard:
     sections: list[tuple[str, MetricFamily, pd.DataFrame]]  # (task, family, table)
 
 
-def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None) -> Leaderboard | None:
-    """All tables; `declared` (baseline -> compare_with) defaults to what the project's baseline files say."""
+def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = None,
+          sweeps: dict[str, tuple[str, ...]] | None = None) -> Leaderboard | None:
+    """All tables; `declared` (baseline -> compare_with) and `sweeps` (baseline -> dev_sweep, for the `-tuned`
+    rows) default to what the project's baseline files say."""
+    from harness.baselines import declared_comparisons, declared_sweeps
+
+    declared = declared_comparisons() if declared is None else declared
+    sweeps = declared_sweeps() if sweeps is None else sweeps
+    tuned = dev_selected(results, sweeps)
+    # a -tuned row is tested against frozen, its own baseline and that baseline's references
+    declared = {**declared, **{b + TUNED: (b, *declared.get(b, ())) for b in {r.key.baseline[:-len(TUNED)] for r in tuned}}}
+    results = results + tuned
     frame = results_frame(results)
     if frame.empty:
         return None
-    if declared is None:
-        from harness.baselines import declared_comparisons
-
-        declared = declared_comparisons()
     tests = comparisons(results, declared)
     significant = set()
     if not tests.empty:

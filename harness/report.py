@@ -149,6 +149,9 @@ def legends() -> str:
     lines += [f"- **{family.title}**: {family.legend}" for family in FAMILIES.values() if family.legend]
     lines += [f"- `{LABEL_SUPERVISED.strip()}` after a baseline in a section scored on curated labels: the row trained on those same "
               "labels (`label_source = \"gold\"`), so its cells there are label-supervised, not comparable with the other rows."]
+    lines += ["- `-tuned` rows (`contrastive-tuned`, ...): per task and seed, the run of a baseline or of the settings its "
+              "file lists as its dev sweep (`dev_sweep`) with the best dev nDCG@10, chosen on dev alone; a seed counts only "
+              "where every candidate ran it. The run is kept whole, so the row repeats one candidate's numbers per seed."]
     return "\n".join(lines)
 
 

@@ -116,11 +116,13 @@ def test_the_branch_test_pairs_only_the_queries_every_seed_of_both_rows_missed()
 
 
 def test_the_branch_test_reaches_the_report(tmp_path):
-    from harness.report import BRANCH_TESTS, markdown
     from harness.leaderboard import build
+    from harness.report import BRANCH_TESTS, html_report, markdown
 
     results = [_branch("frozen", "frozen", {f"q{i}": 0.8 for i in range(40)}),
                _branch("heal", "heal", {f"q{i}": 0.1 for i in range(40)})]
-    text = markdown(build(results, declared={}))
-    section = text.split(f"## {BRANCH_TESTS}", 1)[1]
-    assert "wrong_branch_rate_l1_at_5_on_miss" in section.split("\n## ", 1)[0] and "| 40 |" in section
+    board = build(results, declared={})
+    section = markdown(board).split(f"## {BRANCH_TESTS}", 1)[1].split("\n## ", 1)[0]
+    assert "wrong_branch_rate_l1_at_5_on_miss" in section and "| 40 |" in section and "-0.7000" in section
+    page = html_report(board)
+    assert "<h2>Paired comparisons of wrong-branch distractors</h2>" in page and "<td class=\"num\">-0.7000</td>" in page

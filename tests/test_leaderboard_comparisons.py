@@ -157,3 +157,42 @@ def test_seed_test_skips_rows_without_seed_variance_and_welch_refuses_them():
     with pytest.raises(ValueError, match="spread"):
         welch_p([0.5, 0.5, 0.5], [0.4, 0.4, 0.4])
     assert welch_p([0.50, 0.51, 0.49], [0.40, 0.40, 0.40]) < 0.01
+
+
+def _swept(baseline: str, shift: float, seed: int, best_dev: float) -> Result:
+    result = _result(baseline, "contrastive", shift, seed)
+    curve = [{"step": 0, "ndcg_at_10": 0.4}, {"step": 50, "ndcg_at_10": best_dev}]
+    return Result(**{**result.__dict__, "train_info": {"trained": True, "selected_step": 50, "dev_curve": curve}})
+
+
+def test_a_tuned_row_keeps_per_seed_the_candidate_best_on_dev_and_is_tested_against_its_baseline(tmp_path):
+    from harness.baselines import declared_sweeps
+    from harness.leaderboard import build, dev_selected
+
+    results = [_swept("contrastive", 0.1, 0, best_dev=0.70), _swept("contrastive-lr1e4", 0.3, 0, best_dev=0.75),
+               _swept("contrastive", 0.1, 1, best_dev=0.72), _swept("contrastive-lr1e4", 0.3, 1, best_dev=0.72),  # tie
+               _swept("contrastive", 0.1, 2, best_dev=0.70),  # no lr1e4 seed 2: not a tuned seed
+               _result("frozen", "frozen", 0.0)]
+    tuned = dev_selected(results, {"contrastive": ("contrastive-lr1e4",)})
+    assert [(r.key.baseline, r.key.seed, r.run_info["dev_selected"]["kept"]) for r in tuned] == [
+        ("contrastive-tuned", 0, "contrastive-lr1e4"), ("contrastive-tuned", 1, "contrastive")]
+    assert tuned[0].per_query == results[1].per_query and tuned[0].train_info == results[1].train_info  # kept whole
+    assert tuned[0].run_info["dev_selected"]["best_dev"] == {"contrastive": 0.70, "contrastive-lr1e4": 0.75}
+    assert len({r.key.config_hash for r in tuned}) == 1 and tuned[0].key.config_hash not in {r.key.config_hash for r in results}
+    board = build(results, declared={}, sweeps={"contrastive": ("contrastive-lr1e4",)})
+    pairs = {(row.baseline, row.against_baseline): row for row in board.comparisons.itertuples()}
+    assert pairs[("contrastive-tuned", "contrastive")].seeds == "2 vs 3" and ("contrastive-tuned", "frozen") in pairs
+    assert "contrastive-tuned" in board.main.index.get_level_values("baseline")
+    kept = board.frame[board.frame.baseline == "contrastive-tuned"].sort_values("seed").dev_kept.tolist()
+    assert kept == ["contrastive-lr1e4", "contrastive"] and board.frame[board.frame.baseline == "frozen"].dev_kept.isna().all()
+    assert dev_selected(results, {}) == [] and dev_selected([results[-1]], {"frozen": ("bm25",)}) == []  # no dev curves
+    from harness.baselines import load_baseline
+    from harness.errors import InputError
+
+    (tmp_path / "c.toml").write_text('method = "contrastive"\ndev_sweep = ["c-lr"]\n')
+    (tmp_path / "plain.toml").write_text('method = "contrastive"\n')
+    assert declared_sweeps(tmp_path) == {"c": ("c-lr",)}
+    assert load_baseline("c", tmp_path).config_hash == load_baseline("plain", tmp_path).config_hash  # not hashed
+    (tmp_path / "bad.toml").write_text('method = "contrastive"\n\ndev_sweep = "c-lr"\n')
+    with pytest.raises(InputError, match=r"bad.toml:3: `dev_sweep` must be a list of baseline names"):
+        load_baseline("bad", tmp_path)
