@@ -323,7 +323,7 @@ def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = N
     tuned = dev_selected(results, sweeps)
     # a -tuned row is tested against frozen, its own baseline and that baseline's references
     declared = {**declared, **{b + TUNED: (b, *declared.get(b, ())) for b in {r.key.baseline[:-len(TUNED)] for r in tuned}}}
-    results = results + tuned
+    measured, results = results, results + tuned  # the -tuned rows repeat runs: secondary tests use each run once
     frame = results_frame(results)
     if frame.empty:
         return None
@@ -338,5 +338,5 @@ def build(results: list[Result], declared: dict[str, tuple[str, ...]] | None = N
             table = family_table(frame, task, family, summary=position == 0)
             if table is not None:
                 sections.append((task, family, table))
-    return Leaderboard(frame, interval_table(results, bounds, significant), tests, answer_comparisons(results, declared),
-                       branch_comparisons(results, declared), seed_comparisons(results, declared), bounds, sections)
+    return Leaderboard(frame, interval_table(results, bounds, significant), tests, answer_comparisons(measured, declared),
+                       branch_comparisons(measured, declared), seed_comparisons(measured, declared), bounds, sections)

@@ -151,7 +151,8 @@ def legends() -> str:
               "labels (`label_source = \"gold\"`), so its cells there are label-supervised, not comparable with the other rows."]
     lines += ["- `-tuned` rows (`contrastive-tuned`, ...): per task and seed, the run of a baseline or of the settings its "
               "file lists as its dev sweep (`dev_sweep`) with the best dev nDCG@10, chosen on dev alone; a seed counts only "
-              "where every candidate ran it. The run is kept whole, so the row repeats one candidate's numbers per seed."]
+              "where every candidate ran it. The run is kept whole, so the row repeats one candidate's numbers per seed; it is "
+              "tested on the main score only."]
     return "\n".join(lines)
 
 

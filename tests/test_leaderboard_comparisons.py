@@ -183,6 +183,7 @@ def test_a_tuned_row_keeps_per_seed_the_candidate_best_on_dev_and_is_tested_agai
     pairs = {(row.baseline, row.against_baseline): row for row in board.comparisons.itertuples()}
     assert pairs[("contrastive-tuned", "contrastive")].seeds == "2 vs 3" and ("contrastive-tuned", "frozen") in pairs
     assert "contrastive-tuned" in board.main.index.get_level_values("baseline")
+    assert board.branch_comparisons.empty and board.seed_comparisons.empty  # repeated runs: main score only
     kept = board.frame[board.frame.baseline == "contrastive-tuned"].sort_values("seed").dev_kept.tolist()
     assert kept == ["contrastive-lr1e4", "contrastive"] and board.frame[board.frame.baseline == "frozen"].dev_kept.isna().all()
     assert dev_selected(results, {}) == [] and dev_selected([results[-1]], {"frozen": ("bm25",)}) == []  # no dev curves
