@@ -23,8 +23,6 @@ from harness.stored_runs import load_stored, stored_result_paths
 from harness.task import Task
 
 TOLERANCE = 1e-9  # a mean over the same floats in another order
-
-
 # the metrics branch_outcomes gives per query
 ON_MISS = re.compile(rf"^wrong_branch_rate_l({'|'.join(map(str, BRANCH_TEST_LEVELS))})_at_{BRANCH_TEST_K}_on_miss$")
 

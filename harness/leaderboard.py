@@ -86,7 +86,7 @@ def dev_selected(results: list[Result], sweeps: dict[str, tuple[str, ...]]) -> l
     selected = []
     for baseline, sweep in sorted(sweeps.items()):
         candidates = (baseline, *sweep)
-        for (task, profile, model, seed, name), _ in sorted(by_key.items()):
+        for task, profile, model, seed, name in sorted(by_key):
             if name != baseline:
                 continue
             runs = [by_key.get((task, profile, model, seed, c)) for c in candidates]
