@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from harness.baselines import apply_settings, load_baseline, parse_setting
-    from harness.device import is_main_process
+    from harness.device import end_distributed, is_main_process
     from harness.errors import HarnessError
     from harness.report import write_leaderboard
     from harness import atomic
@@ -196,6 +196,7 @@ def _run(args) -> int:
     )
     run_benchmark(tasks, baselines, settings, jobs=args.jobs, plugins=args.plugin,
                   executor=args.executor, ray_address=args.ray_address)
+    end_distributed()
     if is_main_process():  # under torchrun the other ranks only train
         print(write_leaderboard(results_dir))
     return 0
