@@ -1,0 +1,77 @@
+"""README's leaderboard excerpt is the committed leaderboard: each number, seed mark and † is read back from
+results/leaderboard.csv and the main paired-comparison table, so new results cannot leave README stale."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from statistics import fmean
+
+from harness.paths import CHECKOUT_ROOT
+
+EXCERPT_HEADER = "| baseline | cyber | healthcare |"
+MAIN_SECTION = "## Paired comparisons (main score"
+UNTRAINED = " (untrained: step 0 selected)"
+
+
+def excerpt_rows(readme: str) -> tuple[list[str], list[list[str]]]:
+    lines = readme[readme.index(EXCERPT_HEADER):].split("\n\n")[0].splitlines()
+    tasks = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    return tasks, [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def seed_scores() -> dict[tuple[str, str], list[tuple[float, bool]]]:
+    """(task, baseline) -> (main score, untrained) per seed; the csv names an untrained seed's row apart."""
+    scores: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+    with open(CHECKOUT_ROOT / "results" / "leaderboard.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            baseline, untrained = row["baseline"].removesuffix(UNTRAINED), row["baseline"].endswith(UNTRAINED)
+            scores[row["task"], baseline].append((float(row["main_score"]), untrained))
+    return scores
+
+
+def main_comparisons(board: str) -> list[dict[str, str]]:
+    section = board[board.index(MAIN_SECTION):].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[1:]]
+
+
+def test_readme_excerpt_numbers_marks_and_daggers_match_the_committed_leaderboard():
+    readme = (CHECKOUT_ROOT / "README.md").read_text()
+    board = (CHECKOUT_ROOT / "results" / "leaderboard.md").read_text()
+    scores, comparisons = seed_scores(), main_comparisons(board)
+    beats_frozen = {(c["task"], c["baseline"]) for c in comparisons
+                    if c["against"] == "frozen (minilm)" and c["significant"] == "yes"}
+    tasks, rows = excerpt_rows(readme)
+    checked, wrong = 0, []
+    for row in rows:
+        baseline = row[0].split()[0]
+        for task, cell in zip(tasks, row[1:]):
+            if not cell:
+                continue
+            key = (f"{task} (small)", baseline)
+            seeds = scores.get(key)
+            if seeds is None:
+                wrong.append(f"{key}: in README, not in leaderboard.csv")
+                continue
+            number, mean = re.match(r"[0-9.]+", cell).group(), fmean(score for score, _ in seeds)
+            if number != f"{mean:.3f}":
+                wrong.append(f"{key}: README {number}, results {mean:.3f} over {len(seeds)} seeds")
+            if ("¹" in cell) != (len(seeds) == 1) or len(seeds) not in (1, 3):
+                wrong.append(f"{key}: README marks {'one seed' if '¹' in cell else 'three'}, results have {len(seeds)}")
+            untrained = sum(flag for _, flag in seeds)
+            if ("²" in cell) != (untrained == len(seeds)) or ("³" in cell) != (0 < untrained < len(seeds)):
+                wrong.append(f"{key}: README's untrained mark {cell!r}, {untrained} of {len(seeds)} seeds kept step 0")
+            if ("†" in cell) != (key in beats_frozen):
+                wrong.append(f"{key}: README † {'†' in cell}, leaderboard significant vs frozen {key in beats_frozen}")
+            checked += 1
+    assert checked > 50 and not wrong, "\n".join(wrong)
+
+
+def test_readme_quotes_the_number_of_main_comparisons_holm_corrects_over():
+    readme = (CHECKOUT_ROOT / "README.md").read_text()
+    board = (CHECKOUT_ROOT / "results" / "leaderboard.md").read_text()
+    quoted = re.search(r"adjusted over all (\d+) comparisons of the leaderboard", readme)
+    assert quoted and int(quoted.group(1)) == len(main_comparisons(board))
