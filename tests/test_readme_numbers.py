@@ -1,5 +1,6 @@
 """README's leaderboard excerpt is the committed leaderboard: each number, seed mark and † is read back from
-results/leaderboard.csv and the main paired-comparison table, so new results cannot leave README stale."""
+results/leaderboard.csv and the main paired-comparison table, and each Holm family size README quotes from its
+table, so new results cannot leave README stale."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def seed_scores() -> dict[tuple[str, str], list[tuple[float, bool]]]:
     return scores
 
 
-def main_comparisons(board: str) -> list[dict[str, str]]:
-    section = board[board.index(MAIN_SECTION):].split("\n## ")[0]
+def comparison_rows(board: str, section_start: str) -> list[dict[str, str]]:
+    section = board[board.index(section_start):].split("\n## ")[0]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[1:]]
@@ -42,7 +43,7 @@ def main_comparisons(board: str) -> list[dict[str, str]]:
 def test_readme_excerpt_numbers_marks_and_daggers_match_the_committed_leaderboard():
     readme = (CHECKOUT_ROOT / "README.md").read_text()
     board = (CHECKOUT_ROOT / "results" / "leaderboard.md").read_text()
-    scores, comparisons = seed_scores(), main_comparisons(board)
+    scores, comparisons = seed_scores(), comparison_rows(board, MAIN_SECTION)
     beats_frozen = {(c["task"], c["baseline"]) for c in comparisons
                     if c["against"] == "frozen (minilm)" and c["significant"] == "yes"}
     tasks, rows = excerpt_rows(readme)
@@ -72,8 +73,22 @@ def test_readme_excerpt_numbers_marks_and_daggers_match_the_committed_leaderboar
     assert checked > 50 and not wrong, "\n".join(wrong)
 
 
-def test_readme_quotes_the_number_of_main_comparisons_holm_corrects_over():
+# README's wording for each comparison table's Holm family size -> the table's section heading
+QUOTED_FAMILY_SIZES = {
+    r"adjusted over all (\d+) comparisons of the leaderboard": MAIN_SECTION,
+    r"Holm over the (\d+)\s+seed-level tests": "## Seed-level comparisons",
+    r"in the leaderboard, (\d+) tests under Holm": "## Paired comparisons of wrong-branch distractors",
+    r"Holm–Bonferroni over that table's (\d+)": "## Paired comparisons of generated answers",
+}
+
+
+def test_readme_quotes_the_number_of_comparisons_each_holm_correction_runs_over():
     readme = (CHECKOUT_ROOT / "README.md").read_text()
     board = (CHECKOUT_ROOT / "results" / "leaderboard.md").read_text()
-    quoted = re.search(r"adjusted over all (\d+) comparisons of the leaderboard", readme)
-    assert quoted and int(quoted.group(1)) == len(main_comparisons(board))
+    wrong = []
+    for wording, section in QUOTED_FAMILY_SIZES.items():
+        quoted = [int(number) for number in re.findall(wording, readme)]
+        rows = len(comparison_rows(board, section))
+        if not quoted or any(number != rows for number in quoted):
+            wrong.append(f"README quotes {quoted or 'nothing'} for {section!r}, the table has {rows} rows")
+    assert not wrong, "\n".join(wrong)
