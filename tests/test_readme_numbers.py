@@ -73,6 +73,21 @@ def test_readme_excerpt_numbers_marks_and_daggers_match_the_committed_leaderboar
     assert checked > 50 and not wrong, "\n".join(wrong)
 
 
+
+EXCERPT_LEGEND_START = "Excerpt of the committed results"
+EXCERPT_MARKS = "¹²³⁴†"
+
+
+def test_readme_excerpt_legend_explains_exactly_the_marks_its_cells_use():
+    readme = (CHECKOUT_ROOT / "README.md").read_text()
+    legend = readme[readme.index(EXCERPT_LEGEND_START):readme.index(EXCERPT_HEADER)]
+    _, rows = excerpt_rows(readme)
+    used = {mark for row in rows for cell in row[1:] for mark in EXCERPT_MARKS if mark in cell}
+    explained = {mark for mark in EXCERPT_MARKS if re.search(f"{mark} [a-z]", legend)}
+    assert used, "no marks read from the excerpt: the parser no longer finds the cells"
+    assert used <= explained, f"marks used in the excerpt but not explained above it: {sorted(used - explained)}"
+    assert explained <= used, f"legend entries no cell uses any more: {sorted(explained - used)}"
+
 # README's wording for each comparison table's Holm family size -> the table's section heading
 QUOTED_FAMILY_SIZES = {
     r"adjusted over all (\d+) comparisons of the leaderboard": MAIN_SECTION,
