@@ -15,6 +15,8 @@ EXCERPT_HEADER = "| baseline | cyber | healthcare |"
 MAIN_SECTION = "## Paired comparisons (main score"
 UNTRAINED = " (untrained: step 0 selected)"
 SEED_MARKS = {1: "¹", 2: "⁴"}  # no mark: three seeds
+EXCERPT_LEGEND_START = "Excerpt of the committed results"
+EXCERPT_MARKS = "¹²³⁴†"  # seed, untrained and significance marks the legend must explain
 
 
 def excerpt_rows(readme: str) -> tuple[list[str], list[list[str]]]:
@@ -73,11 +75,6 @@ def test_readme_excerpt_numbers_marks_and_daggers_match_the_committed_leaderboar
     assert checked > 50 and not wrong, "\n".join(wrong)
 
 
-
-EXCERPT_LEGEND_START = "Excerpt of the committed results"
-EXCERPT_MARKS = "¹²³⁴†"
-
-
 def test_readme_excerpt_legend_explains_exactly_the_marks_its_cells_use():
     readme = (CHECKOUT_ROOT / "README.md").read_text()
     legend = readme[readme.index(EXCERPT_LEGEND_START):readme.index(EXCERPT_HEADER)]
@@ -87,6 +84,7 @@ def test_readme_excerpt_legend_explains_exactly_the_marks_its_cells_use():
     assert used, "no marks read from the excerpt: the parser no longer finds the cells"
     assert used <= explained, f"marks used in the excerpt but not explained above it: {sorted(used - explained)}"
     assert explained <= used, f"legend entries no cell uses any more: {sorted(explained - used)}"
+
 
 # README's wording for each comparison table's Holm family size -> the table's section heading
 QUOTED_FAMILY_SIZES = {
