@@ -123,37 +123,83 @@ def _resources(path: Path, text: str, value: Any) -> dict[str, float]:
     return dict(value)
 
 
+# Row-specific keys: what a row is tested against or swept with belongs to that row, so `extends` never passes them on.
+NOT_INHERITED = ("extends", "compare_with", "dev_sweep")
+
+
+@dataclass
+class _Source:
+    """One baseline file's text and parsed keys, to name the file and line of a bad value wherever it was written."""
+    path: Path
+    text: str
+    raw: dict[str, Any]
+
+    def error(self, key: str, message: str) -> InputError:
+        return InputError(self.path, _line_of(self.text, key), message)
+
+
+def _read(path: Path) -> _Source:
+    text = path.read_text(encoding="utf-8")
+    try:
+        return _Source(path, text, tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, getattr(exc, "lineno", None), f"invalid TOML ({exc})") from None
+
+
+def _chain(source: _Source, directory: Path, seen: tuple[Path, ...] = ()) -> list[_Source]:
+    """The files a baseline file is written over, root first and itself last (`extends = "<baseline>"`).
+
+    `extends` writes a row as its reference plus the keys that differ, so the one variable a row isolates is
+    what its file says. The resolved config is what gets hashed: writing a file this way never changes its hash.
+    """
+    if "extends" not in source.raw:
+        return [source]
+    parent = source.raw["extends"]
+    parent_path = directory / f"{parent}.toml" if isinstance(parent, str) else None
+    if parent_path is None or not parent_path.exists():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+        raise source.error("extends", f"`extends` must name a baseline file in {directory} (known: {known}), got {parent!r}")
+    seen = seen + (source.path.resolve(),)
+    if parent_path.resolve() in seen:
+        cycle = " -> ".join([p.stem for p in seen] + [parent])
+        raise source.error("extends", f"`extends = {parent!r}` is circular ({cycle})")
+    return _chain(_read(parent_path), directory, seen) + [source]
+
+
 def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[str, Any] | None = None) -> Baseline:
     """Resolve a `--methods` entry. `overrides` (e.g. `--model`) apply to keys the method has."""
     path = directory / f"{name}.toml"
-    raw: dict[str, Any] = {}
-    text = ""
+    chain: list[_Source] = []
     if path.exists():
-        text = path.read_text(encoding="utf-8")
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(path, getattr(exc, "lineno", None), f"invalid TOML ({exc})") from None
+        chain = _chain(_read(path), directory)
     elif name not in METHODS:
         raise HarnessError(METHODS.unknown_message(name).replace("unknown method", "unknown method or baseline"))
-    method = raw.pop("method", name)
-    resources = _resources(path, text, raw.pop("resources")) if "resources" in raw else {}
-    compare_with = _compare_with(path, text, raw.pop("compare_with")) if "compare_with" in raw else ()
-    if "dev_sweep" in raw:  # read by the leaderboard (`declared_sweeps`); checked here so a typo fails at `run`
-        _baseline_names(path, text, "dev_sweep", raw.pop("dev_sweep"))
+    own = chain[-1] if chain else None
+    method = next((s.raw["method"] for s in reversed(chain) if "method" in s.raw), name)
     config_cls = METHODS.get(method).Config
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     renamed = legacy_names(config_cls)
+    resources: dict[str, float] = {}
+    compare_with: tuple[str, ...] = ()
     values = {}
-    for key, value in raw.items():
-        if key in renamed and key not in fields:
-            if renamed[key] in raw:
-                raise InputError(path, _line_of(text, key), f"`{key}` is the old name of `{renamed[key]}`: set only one of them")
-            values[renamed[key]] = _coerce(path, text, fields[renamed[key]], value)
-            continue
-        if key not in fields:
-            raise InputError(path, _line_of(text, key), f"unknown key `{key}` for method {method!r} (known: {', '.join(fields)})")
-        values[key] = _coerce(path, text, fields[key], value)
+    for source in chain:  # root first, so a file's keys override those of the file it extends
+        for key, value in source.raw.items():
+            if key in ("method", "extends") or (key in NOT_INHERITED and source is not own):
+                continue
+            if key == "resources":
+                resources = _resources(source.path, source.text, value)
+            elif key == "compare_with":
+                compare_with = _compare_with(source.path, source.text, value)
+            elif key == "dev_sweep":  # read by the leaderboard (`declared_sweeps`); checked here so a typo fails at `run`
+                _baseline_names(source.path, source.text, "dev_sweep", value)
+            elif key in renamed and key not in fields:
+                if renamed[key] in source.raw:
+                    raise source.error(key, f"`{key}` is the old name of `{renamed[key]}`: set only one of them")
+                values[renamed[key]] = _coerce(source.path, source.text, fields[renamed[key]], value)
+            elif key not in fields:
+                raise source.error(key, f"unknown key `{key}` for method {method!r} (known: {', '.join(fields)})")
+            else:
+                values[key] = _coerce(source.path, source.text, fields[key], value)
     for key, value in (overrides or {}).items():
         key = key if key in fields else renamed.get(key, key)
         if key in fields and value is not None:

@@ -105,3 +105,21 @@ def test_readme_quotes_the_number_of_comparisons_each_holm_correction_runs_over(
         if not quoted or any(number != rows for number in quoted):
             wrong.append(f"README quotes {quoted or 'nothing'} for {section!r}, the table has {rows} rows")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_test_readme_names_exists():
+    """README's guarantees name the tests that check them (`file.py::test`, `::test` for the file named before):
+    a renamed or deleted test must not leave a guarantee pointing at nothing."""
+    readme = (CHECKOUT_ROOT / "README.md").read_text(encoding="utf-8")
+    named, missing, current = 0, [], None
+    for file, test in re.findall(r"(?:tests/)?(test_\w+\.py)|::(test_\w+)", readme):
+        if file:
+            current = file
+            missing += [] if (CHECKOUT_ROOT / "tests" / file).exists() else [file]
+            continue
+        named += 1
+        source = (CHECKOUT_ROOT / "tests" / current).read_text(encoding="utf-8") if current else ""
+        if not re.search(rf"^def {test}\(", source, re.MULTILINE):
+            missing.append(f"{current}::{test}")
+    assert named >= 10, f"only {named} test names found in README"
+    assert not missing, f"README names tests that do not exist: {missing}"
