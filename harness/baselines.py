@@ -42,6 +42,8 @@ class Baseline:
     # Baselines this row is tested against on the leaderboard, besides frozen (`compare_with = [...]` in the
     # file): the reference that differs from it in one thing only. Not part of the config hash.
     compare_with: tuple[str, ...] = field(default=(), compare=False)
+    # The baseline this file is written over (`extends = "..."`), if any: the reference it changes a few keys of.
+    extends: str | None = field(default=None, compare=False)
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -205,7 +207,15 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
         if key in fields and value is not None:
             values[key] = value
     return Baseline(name=name, method=method, config=config_cls(**values), path=path if path.exists() else None,
-                    resources=resources, compare_with=compare_with)
+                    resources=resources, compare_with=compare_with, extends=own.raw.get("extends") if own else None)
+
+
+def changed_keys(baseline: Baseline, directory: Path = BASELINES_DIR) -> dict[str, Any]:
+    """The config values in which a baseline differs from the one it `extends` (empty for a file without it)."""
+    if not baseline.extends:
+        return {}
+    parent = load_baseline(baseline.extends, directory).config_dict
+    return {key: value for key, value in baseline.config_dict.items() if parent.get(key) != value}
 
 
 def _compare_with(path: Path, text: str, value: Any) -> tuple[str, ...]:

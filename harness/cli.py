@@ -278,13 +278,15 @@ MAIN_SETTINGS = ("model", "max_steps", "learning_rate", "train_batch_size", "max
 
 
 def _methods(args) -> int:
-    from harness.baselines import baseline_names, describe, load_baseline
+    from harness.baselines import baseline_names, changed_keys, describe, load_baseline
 
-    print(f"{'baseline':<18} {'method':<12} {'config':<9} {'main settings':<58} description")
+    print(f"{'baseline':<18} {'method':<12} {'config':<9} {'main settings (or: <reference> with <what differs>)':<58} description")
     for name in baseline_names():
         baseline = load_baseline(name)
         values = baseline.config_dict
         settings = " ".join(f"{key}={values[key]}" for key in MAIN_SETTINGS if key in values)
+        if baseline.extends:  # a one-variable row shows its variable, not settings it shares with its reference
+            settings = f"{baseline.extends} with " + " ".join(f"{k}={v}" for k, v in changed_keys(baseline).items())
         text = describe(baseline)
         text = text if len(text) <= 90 else text[:89] + "…"
         print(f"{name:<18} {baseline.method:<12} {baseline.config_hash:<9} {settings:<58} {text}")

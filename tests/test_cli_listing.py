@@ -31,3 +31,12 @@ def test_methods_lists_each_baseline_with_its_hash_main_settings_and_description
     assert load_baseline("contrastive").config_hash in contrastive
     assert "max_steps=" in contrastive and "learning_rate=" in contrastive and "model=minilm" in contrastive
     assert "Lexical baseline" in rows["bm25"]  # the first comment line of baselines/bm25.toml
+
+
+def test_methods_shows_what_a_row_written_over_its_reference_changes(capsys):
+    assert main(["methods"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "heal with label_source=gold " in rows["heal-gold"]
+    assert "contrastive-30 with model=mpnet " in rows["contrastive-mpnet-30"]
+    assert "contrastive with max_steps=30 eval_steps=15 " in rows["contrastive-30"]
+    assert " with " not in rows["heal"].split("  ")[0] and "max_steps=200" in rows["heal"]
