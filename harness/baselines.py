@@ -126,7 +126,7 @@ def _resources(path: Path, text: str, value: Any) -> dict[str, float]:
 
 
 # Row-specific keys: what a row is tested against or swept with belongs to that row, so `extends` never passes them on.
-NOT_INHERITED = ("extends", "compare_with", "dev_sweep")
+NOT_INHERITED = ("compare_with", "dev_sweep")
 
 
 @dataclass
