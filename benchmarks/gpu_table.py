@@ -3,8 +3,8 @@
     python benchmarks/gpu_table.py configs DEST --steps 300 [--dry-run --model DIR --llm DIR]
     python benchmarks/gpu_table.py table RESULTS [--require-cuda] [--peak-tflops 989]
 
-`configs` copies the check's baselines (frozen, contrastive-gpu, lora-gpu, heal-gpu, lbr-gpu) into DEST
-with every step budget the method has (`max_steps`, `stage1_steps`) cut to --steps and dev evaluation
+`configs` writes the check's baselines (frozen, contrastive-gpu, lora-gpu, heal-gpu, lbr-gpu) into DEST,
+each resolved into one flat file (an `extends` chain written out), with every step budget the method has (`max_steps`, `stage1_steps`) cut to --steps and dev evaluation
 at its end only; --dry-run also shrinks batches and lengths for the tiny test model and task.
 
 `table` reads every result JSON under RESULTS and prints one Markdown row per run. Throughput counts
@@ -39,17 +39,25 @@ KNOWN_PARAMETERS = {"minilm": 22_713_216, "smollm2": 134_515_008}  # all-MiniLM-
 
 
 def _toml_value(value) -> str:
-    return json.dumps(value)  # strings, numbers and booleans are spelt alike in JSON and TOML
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }" if value else "{}"
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value)  # strings, numbers, booleans and their arrays are spelt alike in JSON and TOML
 
 
-def _with_values(text: str, values: dict) -> str:
-    """`text` (a flat TOML file) with each key's line replaced, or appended when absent."""
-    lines, seen = text.splitlines(), set()
-    for i, line in enumerate(lines):
-        key = line.split("=")[0].strip()
-        if "=" in line and key in values:
-            lines[i], seen = f"{key} = {_toml_value(values[key])}  # gpu_check", seen | {key}
-    lines += [f"{key} = {_toml_value(value)}  # gpu_check" for key, value in values.items() if key not in seen]
+def resolved_toml(baseline, values: dict, header: str) -> str:
+    """`baseline` as one flat TOML file: its resolved config (any `extends` chain written out, so the file
+    stands alone in another folder) with `values` set, each set line marked `# gpu_check`."""
+    lines = [header, f"# {baseline.name} resolved by benchmarks/gpu_table.py; lines ending in `# gpu_check` differ from it",
+             f"method = {_toml_value(baseline.method)}"]
+    if baseline.resources:
+        lines.append(f"resources = {_toml_value(baseline.resources)}")
+    for key, value in baseline.config_dict.items():
+        if key in values:
+            lines.append(f"{key} = {_toml_value(values[key])}  # gpu_check")
+        elif value is not None:  # TOML has no null: the field keeps its default
+            lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -71,8 +79,10 @@ def write_configs(destination: Path, steps: int, dry_run: bool = False, model: s
             spec = llm if baseline.method == "lbr" else model
             if spec and "model" in fields:
                 values["model"] = spec
+        text = (source / f"{name}.toml").read_text(encoding="utf-8")
+        header = "\n".join(line for line in text.splitlines() if line.startswith("#")) or f"# {name}"
         path = destination / f"{name}.toml"
-        path.write_text(_with_values((source / f"{name}.toml").read_text(encoding="utf-8"), values), encoding="utf-8")
+        path.write_text(resolved_toml(baseline, values, header), encoding="utf-8")
         written.append(path)
     return written
 

@@ -56,6 +56,21 @@ def test_full_check_configs_keep_the_gpu_batches(tmp_path):
     assert "resources = { num_gpus = 1 }" in text and "precision = \"auto\"" in text
 
 
+def test_check_configs_stand_alone_and_differ_from_the_committed_ones_only_in_budget(tmp_path):
+    """The committed *-gpu files `extends` their CPU rows; the check's copies are flat, so they load from a folder
+    holding nothing else, and resolve to the committed config except the budgets the check cuts."""
+    from harness.baselines import load_baseline
+
+    assert load_baseline("contrastive-gpu").extends == "contrastive"
+    gpu_table.write_configs(tmp_path, steps=150)
+    for name in gpu_table.CHECK_BASELINES:
+        committed, check = load_baseline(name), load_baseline(name, tmp_path)
+        changed = {key for key, value in check.config_dict.items() if committed.config_dict[key] != value}
+        assert changed <= {"max_steps", "stage1_steps", "eval_steps"}, (name, changed)
+        assert ("max_steps" in changed) == (name != "frozen") and check.resources == committed.resources
+        assert "extends" not in (tmp_path / f"{name}.toml").read_text()
+
+
 def _result(device: str) -> dict:
     return {"run_info": {"key": {"baseline": "contrastive-gpu"}, "method": "contrastive", "wall_time_s": 12.0,
                          "peak_gpu_memory_mb": 2048.0,
