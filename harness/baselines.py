@@ -11,6 +11,7 @@ the file and line, so a typo never silently runs the defaults. A key renamed in 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import sys
@@ -87,6 +88,15 @@ def baseline_names(directory: Path = BASELINES_DIR) -> list[str]:
     return sorted({p.stem for p in directory.glob("*.toml")} | set(METHODS.names()))
 
 
+def _unknown_baseline_message(name: str, directory: Path) -> str:
+    """Suggest the closest config file or method: a typo in `heal-gpu` should point at `heal-gpu`, not `heal`."""
+    configs = sorted(p.stem for p in directory.glob("*.toml"))
+    close = difflib.get_close_matches(name, configs + METHODS.names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"unknown method or baseline {name!r}{hint} (methods: {', '.join(METHODS.names())}; {len(configs)} "
+            f"baseline files in {directory}: `python -m harness methods` lists them)")
+
+
 def typed_value(field: dataclasses.Field, value: Any) -> Any:
     """A TOML value as the type of the field's default (annotations may be strings); HarnessError if it is not one."""
     default = field.default_factory() if field.default is dataclasses.MISSING else field.default
@@ -127,6 +137,7 @@ def _resources(path: Path, text: str, value: Any) -> dict[str, float]:
 
 # Row-specific keys: what a row is tested against or swept with belongs to that row, so `extends` never passes them on.
 NOT_INHERITED = ("compare_with", "dev_sweep")
+TUNED_SUFFIX = "-tuned"  # the leaderboard's row for a baseline with a `dev_sweep` (`leaderboard.TUNED`)
 
 
 @dataclass
@@ -175,7 +186,7 @@ def load_baseline(name: str, directory: Path = BASELINES_DIR, overrides: dict[st
     if path.exists():
         chain = _chain(_read(path), directory)
     elif name not in METHODS:
-        raise HarnessError(METHODS.unknown_message(name).replace("unknown method", "unknown method or baseline"))
+        raise HarnessError(_unknown_baseline_message(name, directory))
     own = chain[-1] if chain else None
     method = next((s.raw["method"] for s in reversed(chain) if "method" in s.raw), name)
     config_cls = METHODS.get(method).Config
@@ -223,9 +234,28 @@ def _compare_with(path: Path, text: str, value: Any) -> tuple[str, ...]:
 
 
 def _baseline_names(path: Path, text: str, key: str, value: Any) -> tuple[str, ...]:
+    """A `compare_with`/`dev_sweep` list, each name a baseline file beside `path` or a method: a typo would
+    otherwise drop a comparison from the leaderboard without a word."""
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise InputError(path, _line_of(text, key), f"`{key}` must be a list of baseline names, got {value!r}")
+    known = baseline_names(path.parent)
+    for name in value:
+        if name not in known and not _is_tuned_row(name, path.parent):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(path, _line_of(text, key), f"`{key}` names unknown baseline {name!r}{hint}")
     return tuple(value)
+
+
+def _is_tuned_row(name: str, directory: Path) -> bool:
+    """`<base>-tuned`, the leaderboard's dev-selected row, exists where `<base>.toml` declares a `dev_sweep`."""
+    base = directory / f"{name.removesuffix(TUNED_SUFFIX)}.toml"
+    if not name.endswith(TUNED_SUFFIX) or not base.is_file():
+        return False
+    try:
+        return bool(tomllib.loads(base.read_text(encoding="utf-8")).get("dev_sweep"))
+    except tomllib.TOMLDecodeError:
+        return False  # that file's own load reports it
 
 
 def _declared(key: str, directory: Path) -> dict[str, tuple[str, ...]]:
@@ -233,11 +263,12 @@ def _declared(key: str, directory: Path) -> dict[str, tuple[str, ...]]:
     declared = {}
     for path in sorted(directory.glob("*.toml")):
         try:
-            value = tomllib.loads(path.read_text(encoding="utf-8")).get(key)
+            text = path.read_text(encoding="utf-8")
+            value = tomllib.loads(text).get(key)
         except (OSError, tomllib.TOMLDecodeError):
             continue  # `run` reports a broken file; the leaderboard just falls back to the defaults
-        if isinstance(value, list):
-            declared[path.stem] = tuple(v for v in value if isinstance(v, str))
+        if value is not None:
+            declared[path.stem] = _baseline_names(path, text, key, value)
     return declared
 
 

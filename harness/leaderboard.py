@@ -64,7 +64,7 @@ def row_label(result: Result) -> str:
     return result.key.baseline + (UNTRAINED if untrained(result) else "")
 
 
-TUNED = "-tuned"
+TUNED = "-tuned"  # also `baselines.TUNED_SUFFIX`, which checks `compare_with` names without importing this module
 
 
 def best_dev_score(result: Result) -> float | None:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from harness.baselines import baseline_names, declared_comparisons, load_baseline
+from harness.baselines import baseline_names, declared_comparisons, declared_sweeps, load_baseline
 from harness.errors import InputError
 
 PARENT = 'method = "contrastive"\ncompare_with = ["frozen"]\ndev_sweep = ["fast"]\nlearning_rate = 5e-5\nmax_steps = 200\n'
@@ -83,3 +83,29 @@ def test_every_committed_child_differs_from_its_parent_in_a_hashed_key():
 
 def test_the_leaderboard_reads_compare_with_of_a_child_file():
     assert declared_comparisons()["heal-gold"] == load_baseline("heal-gold").compare_with
+
+
+def test_a_misspelt_compare_with_or_dev_sweep_name_is_an_error_at_its_line(tmp_path):
+    """A typo there would silently drop a comparison (or a -tuned row) from the leaderboard."""
+    folder = write(tmp_path / "x", base=PARENT, fast='extends = "base"\nlearning_rate = 1e-4\n',
+                     child='extends = "base"\ncompare_with = ["bsae"]\n')
+    with pytest.raises(InputError, match=r"child.toml:2: `compare_with` names unknown baseline 'bsae'; did you mean 'base'\?"):
+        load_baseline("child", folder)
+    with pytest.raises(InputError, match=r"child.toml:2: .*'bsae'"):
+        declared_comparisons(folder)  # `table` reads the same lists and fails the same way
+    (folder / "child.toml").write_text('extends = "base"\ndev_sweep = ["fsat"]\n')
+    with pytest.raises(InputError, match=r"child.toml:2: `dev_sweep` names unknown baseline 'fsat'; did you mean 'fast'\?"):
+        load_baseline("child", folder)
+
+
+def test_compare_with_may_name_a_tuned_row_only_where_that_baseline_declares_a_sweep(tmp_path):
+    folder = write(tmp_path / "x", base=PARENT, fast='extends = "base"\n', a='extends = "base"\ncompare_with = ["base-tuned"]\n',
+                     b='extends = "base"\ncompare_with = ["fast-tuned"]\n')
+    assert load_baseline("a", folder).compare_with == ("base-tuned",)
+    with pytest.raises(InputError, match=r"b.toml:2: `compare_with` names unknown baseline 'fast-tuned'"):
+        load_baseline("b", folder)
+
+
+def test_every_committed_compare_with_and_dev_sweep_name_resolves():
+    comparisons, sweeps = declared_comparisons(), declared_sweeps()  # each raises on an unknown name
+    assert "contrastive-tuned" in comparisons["heal"] and sweeps["heal"] == ("heal-lr5e5",)

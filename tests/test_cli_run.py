@@ -68,6 +68,13 @@ def test_unknown_method_suggests_the_closest_name(tmp_path, tiny_task_dir, capsy
     assert "did you mean 'frozen'?" in capsys.readouterr().err
 
 
+def test_a_misspelt_baseline_file_is_suggested_before_its_method(tmp_path, tiny_task_dir, capsys):
+    assert _run("--task-dir", str(tiny_task_dir), "--methods", "heal-gpuu", "--out", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err
+    assert "unknown method or baseline 'heal-gpuu'; did you mean 'heal-gpu'?" in err and "harness methods" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_unknown_task_suggests_the_closest_name(tmp_path, capsys):
     assert _run("--task", "cyberr", "--methods", "bm25", "--out", str(tmp_path / "r")) == 2
     assert "unknown task 'cyberr'; did you mean 'cyber'?" in capsys.readouterr().err

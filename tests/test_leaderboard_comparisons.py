@@ -191,6 +191,7 @@ def test_a_tuned_row_keeps_per_seed_the_candidate_best_on_dev_and_is_tested_agai
     from harness.errors import InputError
 
     (tmp_path / "c.toml").write_text('method = "contrastive"\ndev_sweep = ["c-lr"]\n')
+    (tmp_path / "c-lr.toml").write_text('method = "contrastive"\nlearning_rate = 1e-4\n')
     (tmp_path / "plain.toml").write_text('method = "contrastive"\n')
     assert declared_sweeps(tmp_path) == {"c": ("c-lr",)}
     assert load_baseline("c", tmp_path).config_hash == load_baseline("plain", tmp_path).config_hash  # not hashed
