@@ -102,6 +102,25 @@ def dev_selected(results: list[Result], sweeps: dict[str, tuple[str, ...]]) -> l
     return selected
 
 
+def run_precision(result: Result) -> str:
+    """What a run computed in: "bf16" (autocast) or "fp32"; "" for a method without the knob (bm25). `precision =
+    "auto"` is bf16 only where the CPU/GPU has bf16 matrix units, so one config hash can yield either; "?" is an
+    older result that did not record the hardware (`meta_info.hardware.bf16_matrix_units`)."""
+    requested = result.run_info.get("config", {}).get("precision")
+    if requested in ("bf16", "fp32") or not requested:
+        return requested or ""
+    units = result.meta_info.get("hardware", {}).get("bf16_matrix_units")
+    return "?" if units is None else "bf16" if units else "fp32"
+
+
+def precision_summary(values: pd.Series) -> str | None:
+    """One row's precisions over its seeds: "bf16", or "bf16 2 + fp32 1" where the seeds mix; None without the knob."""
+    counts = values[values != ""].value_counts().sort_index()
+    if len(counts) <= 1:
+        return counts.index[0] if len(counts) else None
+    return " + ".join(f"{name} {count}" for name, count in counts.items())
+
+
 def results_frame(results: list[Result]) -> pd.DataFrame:
     rows = []
     for r in results:
@@ -113,6 +132,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             "model": r.key.model,
             "config": r.key.config_hash,
             "seed": r.key.seed,
+            "precision": run_precision(r),
             "method": r.run_info.get("method", r.key.baseline),
             "main_metric": r.main_score,
             "main_score": r.scores[r.main_score],
@@ -294,6 +314,7 @@ def family_table(frame: pd.DataFrame, task: str, family: MetricFamily, summary: 
         return grouped[present].mean().sort_values(present[0], ascending=False)
     table = grouped[present + ["fit_time_s", "eval_time_s"]].mean()
     table.insert(0, "seeds", grouped.size())
+    table.insert(1, "precision", grouped["precision"].agg(precision_summary))
     main_metric = rows.main_metric.iloc[0]
     return table.sort_values(main_metric if main_metric in table else present[0], ascending=False)
 

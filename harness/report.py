@@ -147,6 +147,9 @@ def legends() -> str:
     """What each metric family's section measures, once, and the label-supervised mark."""
     lines = ["## What the sections measure", ""]
     lines += [f"- **{family.title}**: {family.legend}" for family in FAMILIES.values() if family.legend]
+    lines += ["- `precision` (each task's first table): what the row's runs computed in, bf16 autocast or fp32, with counts "
+              "where its seeds differ (`bf16 2 + fp32 1`). `precision = \"auto\"` resolves to bf16 only on hardware with bf16 "
+              "matrix units, so one config can give either; `?` = a result from before runs recorded it."]
     lines += [f"- `{LABEL_SUPERVISED.strip()}` after a baseline in a section scored on curated labels: the row trained on those same "
               "labels (`label_source = \"gold\"`), so its cells there are label-supervised, not comparable with the other rows."]
     lines += ["- `-tuned` rows (`contrastive-tuned`, ...): per task and seed, the run of a baseline or of the settings its "
