@@ -21,6 +21,7 @@ from harness import atomic
 from harness.leaderboard import LABEL_SUPERVISED, MIN_SHARED_MISSES, Leaderboard, build
 from harness.metrics.rag import BRANCH_TEST_K
 from harness.metrics import FAMILIES
+from harness.provenance import provenance_markdown
 from harness.results import Result, load_results
 
 INTRO = (
@@ -228,11 +229,14 @@ def html_report(board: Leaderboard | None) -> str:
 
 
 def write_leaderboard(results_dir: Path, results: list[Result] | None = None) -> Path:
-    """leaderboard.md, leaderboard.csv and index.html from the results under `results_dir`, each written atomically."""
+    """leaderboard.md, leaderboard.csv, index.html and provenance.md (how each result was made) from the results under
+    `results_dir`, each written atomically."""
     # Under a lock: a run that finished after we listed the results rewrites the tables after us.
     with atomic.locked(results_dir):
-        board = build(load_results(results_dir) if results is None else results)
+        results = load_results(results_dir) if results is None else results
+        board = build(results)
         atomic.write_text(results_dir / "leaderboard.md", markdown(board))
+        atomic.write_text(results_dir / "provenance.md", provenance_markdown(results))
         csv = "" if board is None else board.frame.drop(columns=["per_query", "main_metric", "baseline_key"]).sort_values(["task", "baseline", "seed"]).to_csv(index=False)
         atomic.write_text(results_dir / "leaderboard.csv", csv)
         atomic.write_text(results_dir / "index.html", html_report(board))
