@@ -41,5 +41,5 @@ def test_committed_tables_are_what_table_makes_from_the_committed_results(tmp_pa
     shutil.copytree(CHECKOUT_ROOT / "results", results)
     assert main(["table", "--out", str(results)]) == 0
     assert "skipped" not in capsys.readouterr().err
-    for name in ("leaderboard.md", "leaderboard.csv"):
+    for name in ("leaderboard.md", "leaderboard.csv", "provenance.md"):
         assert (results / name).read_bytes() == (CHECKOUT_ROOT / "results" / name).read_bytes(), name
