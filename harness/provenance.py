@@ -19,6 +19,7 @@ from harness.results import Result
 
 # flag -> number of values it takes; where results go and how progress is shown do not change a number
 NOT_COMPUTED = {"--out": 1, "--no-progress": 0}
+NOT_RECORDED = "(not recorded)"
 SEEDS = ("--seeds", "--seed")  # each seed is its own run: commands that differ only here are one row
 
 
@@ -26,7 +27,10 @@ def reproducing_command(command: str, seeds: list[int] | None = None) -> str:
     """`command` without the flags that only say where results go or how progress is shown; with `seeds`, its
     `--seeds` replaced by those (left out when they are the default, seed 0 alone)."""
     drop = {**NOT_COMPUTED, **({flag: 1 for flag in SEEDS} if seeds is not None else {})}
-    words, kept, skip = shlex.split(command), [], 0
+    try:
+        words, kept, skip = shlex.split(command), [], 0
+    except ValueError:  # not shell syntax (hand-edited): shown as stored
+        return command
     for word in words:
         if skip:
             skip -= 1
@@ -73,7 +77,8 @@ def _minutes(seconds: list[float]) -> str:
 def provenance_markdown(results: list[Result]) -> str:
     groups: dict[str, list[Result]] = defaultdict(list)
     for r in results:
-        groups[reproducing_command(r.run_info.get("command") or "(not recorded)", seeds=[])].append(r)
+        command = r.run_info.get("command")
+        groups[reproducing_command(command, seeds=[]) if command else NOT_RECORDED].append(r)
     lines = ["# How each result was produced", "",
              "Read from the result files (`run_info.command`, `created`, `wall_time_s`, `meta_info.hardware`) by "
              "`python -m harness table`; `--out` and `--no-progress` left out of the commands, and commands that differ only in "
@@ -88,7 +93,7 @@ def provenance_markdown(results: list[Result]) -> str:
         machines = " / ".join(sorted({_machine(r) for r in runs}))
         seconds = [r.run_info["wall_time_s"] for r in runs if r.run_info.get("wall_time_s") is not None]
         precision = precision_summary(pd.Series([run_precision(r) for r in runs])) or "–"
-        command = reproducing_command(command, seeds=[r.key.seed for r in runs]) if command != "(not recorded)" else command
+        command = reproducing_command(command, seeds=[r.key.seed for r in runs]) if command != NOT_RECORDED else command
         lines.append(f"| `{command}` | {_runs(runs)} | {len(runs)} | {_minutes(seconds) if seconds else '–'} | {machines} | "
                      f"{precision} | {dates[0]}{' – ' + dates[-1] if len(dates) > 1 else ''} |")
     return "\n".join(lines) + "\n"

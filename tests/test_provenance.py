@@ -22,18 +22,21 @@ def test_the_command_keeps_what_changes_numbers_and_drops_where_they_went():
     assert reproducing_command("python -m harness run --out=/tmp/x --task 'my corpus'") == "python -m harness run --task 'my corpus'"
     assert reproducing_command(command, seeds=[2, 0, 1]) == "python -m harness run --task cyber --methods heal --threads 1 --seeds 0,1,2"
     assert reproducing_command(command, seeds=[0]) == "python -m harness run --task cyber --methods heal --threads 1"
+    assert reproducing_command("python -m harness run --task 'unbalanced") == "python -m harness run --task 'unbalanced"
 
 
 def test_runs_of_one_command_are_one_row_with_their_seeds_times_machine_and_precision():
     base = "python -m harness run --task t --methods c --threads 1 --out /tmp/o{}"
     runs = [_run("c", 0, base.format(0), minutes=30.0, bf16=False), _run("c", 1, base.format(1) + " --seeds 1", minutes=10.0, bf16=True),
             _run("c", 2, base.format(2) + " --seeds 2", minutes=12.5, bf16=True),
-            _run("c-100", 0, "python -m harness run --task t --methods c", minutes=4.0, bf16=None, renamed="c")]
+            _run("c-100", 0, "python -m harness run --task t --methods c", minutes=4.0, bf16=None, renamed="c"),
+            _run("d", 0, "", minutes=2.0, bf16=True)]
     rows = [line for line in provenance_markdown(runs).splitlines() if line.startswith("| `")]
     assert rows == [
         "| `python -m harness run --task t --methods c --threads 1 --seeds 0,1,2` | t: c 0–2 | 3 | 10.0–30.0 | cpu ×2 cores, 1 thread "
         "| bf16 2 + fp32 1 | 2026-12-01 – 2026-12-03 |",
         "| `python -m harness run --task t --methods c` | t: c-100 (ran as c) 0 | 1 | 4.0 | cpu ×2 cores, 1 thread | ? | 2026-12-01 |",
+        "| `(not recorded)` | t: d 0 | 1 | 2.0 | cpu ×2 cores, 1 thread | bf16 | 2026-12-01 |",
     ], rows
 
 
