@@ -11,7 +11,6 @@ the file and line, so a typo never silently runs the defaults. A key renamed in 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import sys
@@ -24,6 +23,7 @@ from harness.errors import HarnessError, InputError
 from harness.methods import METHODS
 from harness.models import model_slug
 from harness.paths import BASELINES_DIR
+from harness.registry import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,8 +91,7 @@ def baseline_names(directory: Path = BASELINES_DIR) -> list[str]:
 def _unknown_baseline_message(name: str, directory: Path) -> str:
     """Suggest the closest config file or method: a typo in `heal-gpu` should point at `heal-gpu`, not `heal`."""
     configs = sorted(p.stem for p in directory.glob("*.toml"))
-    close = difflib.get_close_matches(name, configs + METHODS.names(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, configs + METHODS.names())
     return (f"unknown method or baseline {name!r}{hint} (methods: {', '.join(METHODS.names())}; {len(configs)} "
             f"baseline files in {directory}: `python -m harness methods` lists them)")
 
@@ -241,9 +240,7 @@ def _baseline_names(path: Path, text: str, key: str, value: Any) -> tuple[str, .
     known = baseline_names(path.parent)
     for name in value:
         if name not in known and not _is_tuned_row(name, path.parent):
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InputError(path, _line_of(text, key), f"`{key}` names unknown baseline {name!r}{hint}")
+            raise InputError(path, _line_of(text, key), f"`{key}` names unknown baseline {name!r}{did_you_mean(name, known)}")
     return tuple(value)
 
 

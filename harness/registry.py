@@ -15,6 +15,12 @@ from typing import Any
 from harness.errors import HarnessError
 
 
+def did_you_mean(name: str, known) -> str:
+    """`; did you mean 'x'?` for the closest of `known`, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def import_target(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
@@ -50,9 +56,7 @@ class Registry:
         return import_target(target) if isinstance(target, str) else target
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
+        return f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())} (known: {', '.join(self.names())})"
 
 
 def load_plugin(module_name: str) -> None:
