@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
@@ -113,12 +114,12 @@ def run_precision(result: Result) -> str:
     return "?" if units is None else "bf16" if units else "fp32"
 
 
-def precision_summary(values: pd.Series) -> str | None:
+def precision_summary(values) -> str | None:
     """One row's precisions over its seeds: "bf16", or "bf16 2 + fp32 1" where the seeds mix; None without the knob."""
-    counts = values[values != ""].value_counts().sort_index()
+    counts = sorted(Counter(value for value in values if value).items())
     if len(counts) <= 1:
-        return counts.index[0] if len(counts) else None
-    return " + ".join(f"{name} {count}" for name, count in counts.items())
+        return counts[0][0] if counts else None
+    return " + ".join(f"{name} {count}" for name, count in counts)
 
 
 def results_frame(results: list[Result]) -> pd.DataFrame:

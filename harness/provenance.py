@@ -12,8 +12,6 @@ from __future__ import annotations
 import shlex
 from collections import defaultdict
 
-import pandas as pd
-
 from harness.leaderboard import precision_summary, run_precision
 from harness.results import Result
 
@@ -92,7 +90,7 @@ def provenance_markdown(results: list[Result]) -> str:
         dates = sorted({r.run_info.get("created", "")[:10] for r in runs})
         machines = " / ".join(sorted({_machine(r) for r in runs}))
         seconds = [r.run_info["wall_time_s"] for r in runs if r.run_info.get("wall_time_s") is not None]
-        precision = precision_summary(pd.Series([run_precision(r) for r in runs])) or "–"
+        precision = precision_summary(run_precision(r) for r in runs) or "–"
         command = reproducing_command(command, seeds=[r.key.seed for r in runs]) if command != NOT_RECORDED else command
         lines.append(f"| `{command}` | {_runs(runs)} | {len(runs)} | {_minutes(seconds) if seconds else '–'} | {machines} | "
                      f"{precision} | {dates[0]}{' – ' + dates[-1] if len(dates) > 1 else ''} |")
