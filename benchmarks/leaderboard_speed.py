@@ -13,10 +13,10 @@ run does, so contrastive and lora reuse the step-0 dev embeddings heal wrote.
     python benchmarks/leaderboard_speed.py --task healthcare-icd
     python benchmarks/leaderboard_speed.py --task healthcare --methods contrastive --length-grouped
 
-`--intervals RESULTS_DIR` instead checks scores already made: each seed-0 score of contrastive-100,
-lora-100 and heal-100 in RESULTS_DIR against the 95% interval (seeds and queries, as the leaderboard
-computes it) of the 200-step row: `<method>`, or `heal-legacy` (the `heal` of the 84-minute leaderboard
-run) where a task has no by-role `heal` result.
+`--intervals RESULTS_DIR` instead checks scores already made: each seed-0 score of the 100-step rows
+(`<method>-100`, and `<method>-fast`: 100 steps at twice the peak learning rate) in RESULTS_DIR against the
+95% interval (seeds and queries, as the leaderboard computes it) of the 200-step row: `<method>`, or
+`heal-legacy` (the `heal` of the 84-minute leaderboard run) where a task has no by-role `heal` result.
 
     python benchmarks/leaderboard_speed.py --intervals results
 """
@@ -100,7 +100,8 @@ def compare(task: str, methods: list[str], grouped: bool) -> None:
     print(f"all methods: new/old fit time {totals['new'] / totals['old']:.3f} ({totals['new']:.0f} s / {totals['old']:.0f} s)")
 
 
-PREVIOUS = {"contrastive-100": ("contrastive",), "lora-100": ("lora",), "heal-100": ("heal", "heal-legacy")}
+PREVIOUS = {"contrastive-100": ("contrastive",), "lora-100": ("lora",), "heal-100": ("heal", "heal-legacy"),
+            "contrastive-fast": ("contrastive",), "lora-fast": ("lora",), "heal-fast": ("heal",)}
 
 
 def check_intervals(results_dir: Path) -> None:
