@@ -5,7 +5,8 @@
 
 `configs` writes the check's baselines (frozen, contrastive-gpu, lora-gpu, heal-gpu, lbr-gpu) into DEST,
 each resolved into one flat file (an `extends` chain written out), with every step budget the method has
-(`max_steps`, `stage1_steps`) cut to --steps and dev evaluation at its end only; --dry-run also shrinks batches and lengths for the tiny test model and task.
+(`max_steps`, `stage1_steps`) cut to --steps and dev evaluation at its end only; --dry-run also shrinks
+batches and lengths for the tiny test model and task.
 
 `table` reads every result JSON under RESULTS and prints one Markdown row per run. Throughput counts
 padded tokens, an upper bound on the tokens the model saw (texts shorter than the cap are padded only

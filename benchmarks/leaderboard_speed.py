@@ -100,8 +100,9 @@ def compare(task: str, methods: list[str], grouped: bool) -> None:
     print(f"all methods: new/old fit time {totals['new'] / totals['old']:.3f} ({totals['new']:.0f} s / {totals['old']:.0f} s)")
 
 
-PREVIOUS = {"contrastive-100": ("contrastive",), "lora-100": ("lora",), "heal-100": ("heal", "heal-legacy"),
-            "contrastive-fast": ("contrastive",), "lora-fast": ("lora",), "heal-fast": ("heal",)}
+# each 100-step row (`-100`, `-fast`) -> the 200-step rows whose interval it is checked against, first found wins
+REFERENCES = {"contrastive": ("contrastive",), "lora": ("lora",), "heal": ("heal", "heal-legacy")}
+PREVIOUS = {f"{method}-{suffix}": rows for method, rows in REFERENCES.items() for suffix in ("100", "fast")}
 
 
 def check_intervals(results_dir: Path) -> None:
