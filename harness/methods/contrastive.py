@@ -13,6 +13,12 @@ for their row.
 `max_pairs_per_query = n` (default 0 = every pair) keeps at most n positives per train query, a seeded
 choice, so queries with long relevance lists (healthcare's disease queries: 96% of its pairs) do not
 drown the rest; n = 1 weighs every query alike.
+
+`length_buckets = n` (default 1 = one pass per column, the library's MNRL) embeds each column of a
+batch in n forward passes over its rows sorted by length (`harness.methods.length_buckets`): same
+batch, negatives, loss and gradients, less padding. Off by default because dropout then draws its masks
+in another order (and the kernels round differently), so a run with it on is a new result, hashed
+under its own key, not a rerun of a stored one.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class ContrastiveConfig(HardNegativeFields, TrainConfig):
     scale: float = 20.0  # 1 / temperature of the in-batch softmax
     mini_batch_size: int = 32  # cached_mnrl: texts per forward pass
     max_pairs_per_query: int = added_later(0)  # positives kept per train query (seeded choice); 0 = all
+    length_buckets: int = added_later(1)  # mnrl: forward passes per column over rows sorted by length; 1 = one pass
 
     def check(self, task: Task) -> None:
         require_train_split(task, "contrastive training")
@@ -44,6 +51,10 @@ class ContrastiveConfig(HardNegativeFields, TrainConfig):
         self.check_hard_negatives()
         if self.max_pairs_per_query < 0:
             raise HarnessError(f"max_pairs_per_query must be >= 0 (0 = all pairs), got {self.max_pairs_per_query}")
+        if self.length_buckets < 1:
+            raise HarnessError(f"length_buckets must be >= 1 (1 = one forward pass per column), got {self.length_buckets}")
+        if self.length_buckets > 1 and self.loss != "mnrl":
+            raise HarnessError(f"length_buckets applies to loss = \"mnrl\" ({self.loss} splits batches itself); set length_buckets = 1")
 
 
 def pairs_dataset(task: Task, config: ContrastiveConfig, model=None, seed: int = 0, show_progress: bool = False):
@@ -76,6 +87,10 @@ def ranking_loss(model, config: ContrastiveConfig):
         MultipleNegativesRankingLoss,
     )
 
+    if config.loss == "mnrl" and config.length_buckets > 1:
+        from harness.methods.length_buckets import LengthBucketedMNRL
+
+        return LengthBucketedMNRL(model, scale=config.scale, length_buckets=config.length_buckets)
     if config.loss == "mnrl":
         return MultipleNegativesRankingLoss(model, scale=config.scale)
     if config.loss == "cached_mnrl":

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from harness.methods.length_buckets import embed_in_length_buckets
+
 SCHEDULES = ("finer", "uniform", "coarser", "hmce")
 POSITIVES = ("prefix", "label")
 
@@ -120,33 +122,9 @@ class HEALLoss(nn.Module):
         self.length_buckets = length_buckets
 
     def embed(self, features: dict) -> Tensor:
-        """Embed a batch in `length_buckets` forward passes of rows of similar length.
-
-        A HEAL batch mixes short queries with documents; one pass would pad every query to the
-        longest document. Padding is masked out of attention and pooling, so the embeddings are
-        the same either way; only the wasted compute differs (measured in benchmarks/training_overhead.py).
-        """
-        mask = features["attention_mask"]
-        rows, width = mask.shape
-        if self.length_buckets <= 1 or rows < 2 * self.length_buckets:
-            return self.model(features)["sentence_embedding"]
-        lengths = mask.sum(dim=1)
-        model = getattr(self.model, "module", self.model)  # the trainer may hand the loss a DDP wrapper
-        left_padded = getattr(getattr(model, "tokenizer", None), "padding_side", "right") == "left"
-        order = torch.argsort(lengths, descending=True, stable=True)
-        parts = []
-        for chunk in order.chunk(self.length_buckets):
-            longest = int(lengths[chunk].max())
-            columns = slice(width - longest, width) if left_padded else slice(0, longest)
-            sub = {}
-            for key, value in features.items():
-                if torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == rows:
-                    value = value[chunk]
-                    if value.dim() == 2 and value.shape[1] == width:
-                        value = value[:, columns]
-                sub[key] = value
-            parts.append(self.model(sub)["sentence_embedding"])
-        return torch.cat(parts)[torch.argsort(order)]
+        """Embed a batch in `length_buckets` forward passes of rows of similar length: a HEAL batch
+        mixes short queries with documents, and one pass would pad every query to the longest document."""
+        return embed_in_length_buckets(self.model, features, self.length_buckets)
 
     def forward(self, sentence_features, labels: Tensor) -> dict[str, Tensor]:
         embeddings = self.embed(sentence_features[0])
