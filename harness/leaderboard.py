@@ -105,12 +105,14 @@ def dev_selected(results: list[Result], sweeps: dict[str, tuple[str, ...]]) -> l
 
 def run_precision(result: Result) -> str:
     """What a run computed in: "bf16" (autocast) or "fp32"; "" for a method without the knob (bm25). `precision =
-    "auto"` is bf16 only where the CPU/GPU has bf16 matrix units, so one config hash can yield either; "?" is an
-    older result that did not record the hardware (`meta_info.hardware.bf16_matrix_units`)."""
+    "auto"` is bf16 only where the CPU/GPU has bf16 matrix units, so one config hash can yield either. The trainer's
+    own record (`train_info.bf16`) decides where there is one, else the hardware (`meta_info.hardware.bf16_matrix_units`);
+    "?" is an older untrained result that recorded neither."""
     requested = result.run_info.get("config", {}).get("precision")
     if requested in ("bf16", "fp32") or not requested:
         return requested or ""
-    units = result.meta_info.get("hardware", {}).get("bf16_matrix_units")
+    trained = result.train_info.get("bf16")
+    units = trained if isinstance(trained, bool) else result.meta_info.get("hardware", {}).get("bf16_matrix_units")
     return "?" if units is None else "bf16" if units else "fp32"
 
 

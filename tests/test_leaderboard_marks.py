@@ -30,12 +30,13 @@ def test_a_synthetic_test_split_is_marked_in_the_task_column():
     assert "synthetic" not in trained_on_synthetic_only
 
 
-def _run(baseline: str, seed: int, precision: str | None, bf16_units: bool | None) -> Result:
+def _run(baseline: str, seed: int, precision: str | None, bf16_units: bool | None, trained_bf16: bool | None = None) -> Result:
     key = ResultKey(task="t", baseline=baseline, model="m", config_hash="c0ffee00", profile="small", seed=seed)
     config = {} if precision is None else {"precision": precision}
     meta = {} if bf16_units is None else {"hardware": {"bf16_matrix_units": bf16_units}}
     return Result(key=key, main_score="ndcg_at_10", scores={"ndcg_at_10": 0.5}, evaluation_time=0.0, dataset_revision="x",
-                  run_info={"method": baseline, "config": config}, meta_info=meta, per_query={f"q{i}": 0.5 for i in range(10)})
+                  run_info={"method": baseline, "config": config}, meta_info=meta, per_query={f"q{i}": 0.5 for i in range(10)},
+                  train_info={} if trained_bf16 is None else {"bf16": trained_bf16})
 
 
 def test_a_row_whose_seeds_ran_in_different_precisions_says_so():
@@ -43,12 +44,13 @@ def test_a_row_whose_seeds_ran_in_different_precisions_says_so():
     from harness.leaderboard import precision_summary, results_frame, run_precision
 
     runs = [_run("mixed", 0, "auto", False), _run("mixed", 1, "auto", True), _run("mixed", 2, "auto", True),
-            _run("old", 0, "auto", None), _run("pinned", 0, "fp32", True), _run("bm25", 0, None, True)]
-    assert [run_precision(r) for r in runs] == ["fp32", "bf16", "bf16", "?", "fp32", ""]
+            _run("old", 0, "auto", None), _run("pinned", 0, "fp32", True), _run("bm25", 0, None, True),
+            _run("old-trained", 0, "auto", None, trained_bf16=True)]  # the trainer's record stands in for the hardware's
+    assert [run_precision(r) for r in runs] == ["fp32", "bf16", "bf16", "?", "fp32", "", "bf16"]
     frame = results_frame(runs)
     assert precision_summary(frame[frame.baseline == "mixed"].precision) == "bf16 2 + fp32 1"
     board = markdown(build(runs))
     table = {line.split("|")[1].strip(): line.split("|")[5].strip() for line in board.splitlines()
              if line.startswith("| ") and line.count("|") > 8 and line.split("|")[2].strip() == "m"}
-    assert table == {"mixed": "bf16 2 + fp32 1", "old": "?", "pinned": "fp32", "bm25": "–"}, table
+    assert table == {"mixed": "bf16 2 + fp32 1", "old": "?", "pinned": "fp32", "bm25": "–", "old-trained": "bf16"}, table
     assert "`precision` (each task's first table)" in board
