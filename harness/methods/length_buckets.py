@@ -1,7 +1,7 @@
 """Embed one training batch in a few forward passes over rows of similar length.
 
-The trainer pads a text column to its longest text, so a random batch of 32 documents truncated at
-128 tokens is 15-40% padding on the packaged tasks, and a HEAL batch, which mixes short queries with
+The trainer pads a text column to its longest text, so a random batch of 32 (query, document) pairs
+truncated at 128 tokens is 22-53% padding on the packaged tasks (benchmarks/length_buckets.py), and a HEAL batch, which mixes short queries with
 documents, pads every query to the longest document. Padding is masked out of attention and
 pooling, so embedding the rows sorted by length in `buckets` passes, each cut to its own longest
 row, gives the same embeddings, loss and gradients (up to float rounding: the kernels see other
